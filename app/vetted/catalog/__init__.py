@@ -1,0 +1,1 @@
+"""The signed catalog: schema, loading and verification, search."""

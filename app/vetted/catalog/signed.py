@@ -1,0 +1,125 @@
+"""Loading a catalog: fetch (size-capped, timed out), verify its detached signature
+against the pinned signer, refuse rollbacks and equivocation, record the decision."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from vetted.catalog.schema import MAX_CATALOG_BYTES, Catalog, parse
+from vetted.errors import CatalogError, Refused
+from vetted.fetch import http
+from vetted.store import audit
+from vetted.trust import oms
+from vetted.trust.identity import TrustSpec
+
+
+@dataclass(frozen=True)
+class LoadedCatalog:
+    catalog: Catalog
+    location: str
+    base: str  # folder or URL the catalog came from (local sources resolve against it)
+    sha256: str
+    signer: str
+
+    @property
+    def expired(self) -> bool:
+        return self.catalog.expired()
+
+
+def signature_location(location: str) -> str:
+    return location + ".sig"
+
+
+def _base_of(location: str) -> str:
+    if location.startswith(("http://", "https://")):
+        return location.rsplit("/", 1)[0]
+    from pathlib import Path
+
+    return str(Path(location.removeprefix("file://")).resolve().parent)
+
+
+def verify_catalog_bytes(raw: bytes, bundle: bytes, signer: TrustSpec, origin: str) -> str:
+    """The catalog's detached OMS signature must cover exactly these bytes; returns who signed."""
+    try:
+        signed = oms.signed_manifest(bundle, signer)
+    except Refused as exc:
+        raise CatalogError(f"signature of catalog {origin}", exc.found, exc.action or
+                           "the catalog was not signed by the pinned signer; do not use it") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if list(signed.digests.values()) != [digest]:
+        raise CatalogError(
+            f"catalog {origin} against its signature by {signed.signer}",
+            f"the signature covers sha256 {list(signed.digests.values())}, the catalog is {digest}",
+            "the catalog was altered after signing",
+        )
+    return signed.signer
+
+
+def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
+         timeout: float = http.DEFAULT_TIMEOUT) -> LoadedCatalog:
+    try:
+        raw = http.read_small(location, MAX_CATALOG_BYTES, timeout)
+        bundle = http.read_small(signature_location(location), 1024 * 1024, timeout)
+        who = verify_catalog_bytes(raw, bundle, signer, location)
+        catalog = parse(raw, location)
+        digest = hashlib.sha256(raw).hexdigest()
+        _check_freshness(db, catalog, digest, location)
+    except CatalogError as exc:
+        audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signer))
+        raise
+    _remember(db, catalog, digest, who)
+    audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
+                 "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
+                 who, {"location": location, "sha256": digest})
+    return LoadedCatalog(catalog, location, _base_of(location), digest, who)
+
+
+def signer_description(signer: TrustSpec) -> str:
+    try:
+        return signer.describe()
+    except Exception:
+        return repr(signer)
+
+
+def _check_freshness(db: sqlite_utils.Database, catalog: Catalog, digest: str, origin: str) -> None:
+    row = db.execute("SELECT version, sha256 FROM catalogs_seen WHERE catalog_id = ?", [catalog.id]).fetchone()
+    if row is None:
+        return
+    seen_version, seen_sha = row
+    if catalog.version < seen_version:
+        raise CatalogError(
+            f"version of catalog {catalog.id} from {origin}",
+            f"v{catalog.version} is older than v{seen_version} already seen (rollback)",
+            "someone may be replaying an old catalog; ask its publisher for the current one",
+        )
+    if catalog.version == seen_version and digest != seen_sha:
+        raise CatalogError(
+            f"catalog {catalog.id} v{catalog.version} from {origin}",
+            "differs from the v{0} seen before under the same version number".format(seen_version),
+            "a publisher must raise the version for every change; ask them",
+        )
+
+
+def _remember(db: sqlite_utils.Database, catalog: Catalog, digest: str, signer: str) -> None:
+    db.execute(
+        "INSERT INTO catalogs_seen (catalog_id, version, sha256, signer, issued, expires, seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(catalog_id) DO UPDATE SET"
+        " version=excluded.version, sha256=excluded.sha256, signer=excluded.signer,"
+        " issued=excluded.issued, expires=excluded.expires, seen_at=excluded.seen_at",
+        [catalog.id, catalog.version, digest, signer, catalog.issued.isoformat(),
+         catalog.expires.isoformat(), datetime.now(timezone.utc).isoformat(timespec="seconds")],
+    )
+
+
+def search(catalog: Catalog, text: str) -> list:
+    terms = text.lower().split()
+    out = []
+    for m in catalog.models:
+        hay = " ".join([m.id, m.name, m.publisher, m.description, m.license, m.family, m.quantization]).lower()
+        if all(t in hay for t in terms):
+            out.append(m)
+    return out

@@ -1,0 +1,86 @@
+"""Where Vetted keeps things.
+
+Everything goes through platformdirs, and one override (`VETTED_HOME`) moves all of it
+under a single folder: tests, portable installs and CI use that so nothing leaks into the
+real user profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "Vetted"
+APP_AUTHOR = "Vetted"
+
+
+@dataclass(frozen=True)
+class Locations:
+    data: Path
+    config: Path
+    cache: Path
+    site_config: Path  # machine-wide, where an organisation's managed policy lives
+
+    @property
+    def database(self) -> Path:
+        return self.data / "vetted.sqlite3"
+
+    @property
+    def store(self) -> Path:
+        """Content-addressed model store: only verified files ever land here."""
+        return self.data / "models"
+
+    @property
+    def quarantine(self) -> Path:
+        """Downloads in progress and files awaiting verification."""
+        return self.data / "quarantine"
+
+    @property
+    def keys(self) -> Path:
+        return self.data / "keys"
+
+    def ensure(self) -> "Locations":
+        for p in (self.data, self.config, self.cache, self.store, self.quarantine):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def locations() -> Locations:
+    home = os.environ.get("VETTED_HOME")
+    if home:
+        root = Path(home).expanduser().resolve()
+        return Locations(
+            data=root / "data",
+            config=root / "config",
+            cache=root / "cache",
+            site_config=root / "site-config",
+        )
+    return Locations(
+        data=Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)),
+        config=Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)),
+        cache=Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)),
+        site_config=Path(platformdirs.site_config_dir(APP_NAME, APP_AUTHOR)),
+    )
+
+
+def resources_dir() -> Path:
+    """The shipped resources (pinned trust roots, probe suites, templates).
+
+    `VETTED_RESOURCES` points an installer build at its bundled copy; otherwise the
+    source tree's `resources/` (an editable install or a checkout) is used.
+    """
+    override = os.environ.get("VETTED_RESOURCES")
+    if override:
+        return Path(override)
+    bundled = Path(__file__).parent / "_resources"
+    if bundled.is_dir():
+        return bundled
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def pinned_trusted_root() -> Path:
+    """The Sigstore public-good trusted root shipped with the app (never fetched)."""
+    return resources_dir() / "trust" / "sigstore-public-good.trusted_root.json"

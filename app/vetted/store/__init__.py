@@ -1,0 +1,1 @@
+"""SQLite state: installed models, catalogs seen, settings and the audit log."""

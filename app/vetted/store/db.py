@@ -1,0 +1,120 @@
+"""Opening the database, WAL mode, and versioned schema migrations.
+
+Migrations are an ordered list of SQL scripts; `PRAGMA user_version` records how many
+have run, so an old database is brought forward in place and a newer one is refused
+rather than misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from vetted.errors import StoreError
+
+MIGRATIONS: list[str] = [
+    # 1: installed models, their files, catalogs seen, the append-only audit log
+    """
+    CREATE TABLE installed_models (
+        model_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        publisher TEXT,
+        catalog_id TEXT,
+        catalog_version INTEGER,
+        source TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        signer_spec TEXT NOT NULL,
+        signature_path TEXT NOT NULL,
+        entry_json TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'verified',
+        state_reason TEXT,
+        installed_at TEXT NOT NULL,
+        verified_at TEXT NOT NULL
+    );
+    CREATE TABLE installed_files (
+        model_id TEXT NOT NULL REFERENCES installed_models(model_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        inode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        verified_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, name)
+    );
+    CREATE INDEX installed_files_sha ON installed_files(sha256);
+    CREATE TABLE catalogs_seen (
+        catalog_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        issued TEXT,
+        expires TEXT,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        identity TEXT,
+        result TEXT NOT NULL CHECK (result IN ('accepted', 'refused', 'info')),
+        reason TEXT NOT NULL,
+        details TEXT
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]
+
+
+def open_db(path: Path) -> sqlite_utils.Database:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"opening the database {path}", str(exc), "move the file aside to start afresh"
+        ) from None
+    db = sqlite_utils.Database(conn)
+    migrate(db, path)
+    return db
+
+
+def migrate(db: sqlite_utils.Database, path: Path) -> None:
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema of {path}",
+            f"version {current} is newer than this Vetted understands ({len(MIGRATIONS)})",
+            "update Vetted",
+        )
+    for number in range(current, len(MIGRATIONS)):
+        with db.conn:
+            db.conn.execute("BEGIN IMMEDIATE")
+            for stmt in _split(MIGRATIONS[number]):
+                db.conn.execute(stmt)
+            db.conn.execute(f"PRAGMA user_version={number + 1}")
+
+
+def _split(script: str) -> list[str]:
+    """Splits a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements

@@ -1,0 +1,204 @@
+"""Checking a DSSE signature bundle against a pinned trust spec.
+
+This is the one place that talks to `sigstore` and `model_signing`'s signature
+verifiers. Every exception they raise becomes a `Refused` naming what was checked, so
+callers (CLI, GUI, installer) see one error type with a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from vetted.errors import Refused
+from vetted.trust.identity import CertificateChain, PublicKey, SigstoreIdentity, TrustSpec
+
+log = logging.getLogger(__name__)
+
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+@dataclass(frozen=True)
+class VerifiedEnvelope:
+    payload_type: str
+    payload: bytes
+    signer: str  # who, as verified (identity + issuer, certificate SAN, key fingerprint)
+
+    def statement(self) -> dict:
+        if self.payload_type != IN_TOTO_PAYLOAD_TYPE:
+            raise Refused(
+                "signed payload type",
+                f"expected {IN_TOTO_PAYLOAD_TYPE}, found {self.payload_type!r}",
+            )
+        try:
+            data = json.loads(self.payload)
+        except ValueError as exc:
+            raise Refused("signed in-toto statement", f"not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise Refused("signed in-toto statement", "not a JSON object")
+        return data
+
+
+@contextlib.contextmanager
+def _quiet_library():
+    """model_signing prints warnings to stdout; keep the CLI's one-line contract."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+    if buf.getvalue().strip():
+        log.warning("signature library said: %s", buf.getvalue().strip())
+
+
+def _refusal(what: str, exc: BaseException, action: str) -> Refused:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Refused(what, f"{detail} [{type(exc).__name__}]", action)
+
+
+def load_sigstore_bundle(raw: bytes):
+    from sigstore.models import Bundle
+
+    try:
+        return Bundle.from_json(raw)
+    except Exception as exc:  # the library raises many types for malformed bundles
+        raise _refusal("reading the Sigstore bundle", exc, "the signature file is malformed") from None
+
+
+def verify_sigstore_dsse(raw: bytes, spec: SigstoreIdentity) -> VerifiedEnvelope:
+    from sigstore.verify import Verifier, policy
+
+    bundle = load_sigstore_bundle(raw)
+    verifier = sigstore_verifier(spec)
+    try:
+        with _quiet_library():
+            payload_type, payload = verifier.verify_dsse(
+                bundle, policy.Identity(identity=spec.identity, issuer=spec.issuer)
+            )
+    except Exception as exc:
+        raise _refusal(
+            f"Sigstore signature for {spec.describe()}",
+            exc,
+            "the file was not signed by this identity, or the bundle was altered",
+        ) from None
+    return VerifiedEnvelope(payload_type, payload, spec.describe())
+
+
+def sigstore_verifier(spec: SigstoreIdentity):
+    from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
+
+    try:
+        root = TrustedRoot.from_file(str(spec.root_path()))
+    except Exception as exc:
+        raise _refusal(
+            f"trusted root {spec.root_path()}", exc, "pass a valid trusted_root.json"
+        ) from None
+    return Verifier(trusted_root=root)
+
+
+def _read_pb_signature(raw: bytes):
+    from model_signing._signing import sign_sigstore_pb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.json"
+        path.write_bytes(raw)
+        try:
+            return sign_sigstore_pb.Signature.read(path)
+        except Exception as exc:
+            raise _refusal("reading the signature bundle", exc, "the signature file is malformed") from None
+
+
+def verify_key_dsse(raw: bytes, spec: PublicKey) -> VerifiedEnvelope:
+    from model_signing._signing import sign_ec_key
+
+    signature = _read_pb_signature(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        key_path = Path(tmp) / "key.pem"
+        key_path.write_bytes(spec.key_pem)
+        try:
+            verifier = sign_ec_key.Verifier(key_path)
+        except Exception as exc:
+            raise _refusal("loading the public key", exc, "pass an EC public key in PEM form") from None
+    try:
+        with _quiet_library():
+            payload_type, payload = verifier._verify_signed_content(signature)
+    except Exception as exc:
+        raise _refusal(
+            f"signature against {spec.describe()}",
+            exc,
+            "the file was not signed with this key, or the bundle was altered",
+        ) from None
+    return VerifiedEnvelope(payload_type, payload, spec.describe())
+
+
+def leaf_identities(cert: x509.Certificate) -> list[str]:
+    """Every SAN value of a certificate (email, URI, DNS), for identity pinning.
+
+    A pinned identity matches one of these exactly, or the leaf's full subject DN
+    (e.g. "CN=signer,O=Org") for organisations whose leaves carry no SAN.
+    """
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    values: list[str] = []
+    for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
+        values.extend(str(v) for v in san.get_values_for_type(kind))
+    return values
+
+
+def verify_certificate_dsse(raw: bytes, spec: CertificateChain) -> VerifiedEnvelope:
+    from model_signing._signing import sign_certificate
+
+    if not spec.chain_pem.strip():
+        raise Refused(
+            "certificate chain", "none given", "pass the organisation's CA certificate(s)"
+        )
+    signature = _read_pb_signature(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        chain_path = Path(tmp) / "chain.pem"
+        chain_path.write_bytes(spec.chain_pem)
+        try:
+            verifier = sign_certificate.Verifier([chain_path])
+        except Exception as exc:
+            raise _refusal("loading the certificate chain", exc, "pass PEM certificates") from None
+    try:
+        with _quiet_library():
+            payload_type, payload = verifier._verify_signed_content(signature)
+    except Exception as exc:
+        raise _refusal(
+            f"certificate signature against {spec.describe()}",
+            exc,
+            "the signing certificate does not chain to the pinned CA, or the bundle was altered",
+        ) from None
+    leaf = x509.load_der_x509_certificate(
+        signature.bundle.verification_material.x509_certificate_chain.certificates[0].raw_bytes
+    )
+    found = leaf_identities(leaf)
+    subject = leaf.subject.rfc4514_string()
+    if spec.identity is not None and spec.identity not in found + [subject]:
+        raise Refused(
+            "signing certificate identity (SAN)",
+            f"expected {spec.identity!r}, certificate names {found or 'no SAN at all'}"
+            f" (subject {subject})",
+            "the model was signed by someone else under the same CA; do not trust it",
+        )
+    who = spec.identity or (found[0] if found else subject)
+    return VerifiedEnvelope(payload_type, payload, f"{who} (certificate chain)")
+
+
+def verify_dsse(raw: bytes, spec: TrustSpec) -> VerifiedEnvelope:
+    """Checks a DSSE bundle's signature against `spec`; returns the signed payload."""
+    if isinstance(spec, SigstoreIdentity):
+        return verify_sigstore_dsse(raw, spec)
+    if isinstance(spec, CertificateChain):
+        return verify_certificate_dsse(raw, spec)
+    if isinstance(spec, PublicKey):
+        return verify_key_dsse(raw, spec)
+    raise TypeError(f"unknown trust spec {spec!r}")

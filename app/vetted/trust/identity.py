@@ -1,0 +1,108 @@
+"""Who a signature must come from: the three pinned trust modes.
+
+A trust spec is data (it lives in catalogs, settings and policies), so each mode carries
+its key material inline as PEM rather than as a path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from vetted.errors import InputError
+from vetted.paths import pinned_trusted_root
+
+
+@dataclass(frozen=True)
+class SigstoreIdentity:
+    """Sigstore keyless: the certificate's SAN and OIDC issuer must both match."""
+
+    identity: str
+    issuer: str
+    trusted_root: Path | None = None  # None: the pinned public-good root
+
+    def root_path(self) -> Path:
+        return self.trusted_root or pinned_trusted_root()
+
+    def describe(self) -> str:
+        return f"{self.identity} (issuer {self.issuer})"
+
+
+@dataclass(frozen=True)
+class CertificateChain:
+    """An organisation's PKI: chain up to a pinned root, plus the leaf's SAN if given."""
+
+    chain_pem: bytes
+    identity: str | None = None
+
+    def describe(self) -> str:
+        from cryptography import x509
+
+        certs = x509.load_pem_x509_certificates(self.chain_pem)
+        root = certs[-1].subject.rfc4514_string() if certs else "?"
+        who = self.identity or "any leaf under this chain"
+        return f"{who} (certificate chain to {root})"
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A plain public key (PEM)."""
+
+    key_pem: bytes = field(repr=False)
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_pem_public_key(self.key_pem)
+        der = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).hexdigest()
+
+    def describe(self) -> str:
+        return f"public key sha256:{self.fingerprint()[:16]}"
+
+
+TrustSpec = Union[SigstoreIdentity, CertificateChain, PublicKey]
+
+
+def to_json(spec: TrustSpec) -> dict[str, Any]:
+    if isinstance(spec, SigstoreIdentity):
+        out: dict[str, Any] = {"kind": "sigstore", "identity": spec.identity, "issuer": spec.issuer}
+        if spec.trusted_root:
+            out["trusted_root"] = str(spec.trusted_root)
+        return out
+    if isinstance(spec, CertificateChain):
+        out = {"kind": "certificate", "chain_pem": spec.chain_pem.decode()}
+        if spec.identity:
+            out["identity"] = spec.identity
+        return out
+    return {"kind": "key", "public_key_pem": spec.key_pem.decode()}
+
+
+def from_json(data: dict[str, Any], trusted_root: Path | None = None) -> TrustSpec:
+    """Builds a spec from catalog/settings data; unknown kinds are refused, not guessed."""
+    kind = data.get("kind")
+    try:
+        if kind == "sigstore":
+            root = trusted_root or (Path(data["trusted_root"]) if data.get("trusted_root") else None)
+            return SigstoreIdentity(str(data["identity"]), str(data["issuer"]), root)
+        if kind == "certificate":
+            return CertificateChain(str(data["chain_pem"]).encode(), data.get("identity"))
+        if kind == "key":
+            return PublicKey(str(data["public_key_pem"]).encode())
+    except KeyError as exc:
+        raise InputError("trust spec", f"'{kind}' is missing field {exc}") from None
+    raise InputError(
+        "trust spec", f"unknown kind {kind!r}", "use one of: sigstore, certificate, key"
+    )
+
+
+def read_pem_files(paths: list[Path]) -> bytes:
+    try:
+        return b"".join(Path(p).read_bytes() for p in paths)
+    except OSError as exc:
+        raise InputError("reading PEM", f"{exc.filename}: {exc.strerror}") from None
