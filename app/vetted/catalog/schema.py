@@ -200,7 +200,8 @@ def parse(raw: bytes, origin: str) -> Catalog:
             "this Vetted reads only vetted.catalog/1",
         )
     try:
-        return Catalog.model_validate(data)
+        # strict: "1" is not a version number, and a string is not a size
+        return Catalog.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         problems = []
         for err in exc.errors()[:5]:

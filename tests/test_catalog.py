@@ -1,0 +1,149 @@
+"""The signed catalog: strict schema, pinned signer, rollback, freeze, caps."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from catalog_kit import build, rewrite_and_resign
+from vetted.catalog.schema import MAX_CATALOG_BYTES, parse
+from vetted.catalog.signed import load
+from vetted.errors import CatalogError
+from vetted.publish import generate_key
+from vetted.store import audit
+from vetted.trust.identity import PublicKey
+
+
+def pub(key_pair) -> PublicKey:
+    return PublicKey(key_pair[1].read_bytes())
+
+
+def test_signed_catalog_loads_and_is_audited(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0])
+    loaded = load(str(cat), pub(signing_key), db)
+    assert loaded.catalog.id == "org.test.catalog" and loaded.catalog.models[0].id == "tiny"
+    assert not loaded.expired
+    rows = audit.entries(db)
+    assert rows[-1]["action"] == "catalog.load" and rows[-1]["result"] == "accepted"
+
+
+def test_wrong_signer_refused(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0])
+    other = generate_key(tmp_path / "other")
+    with pytest.raises(CatalogError, match="signature of catalog"):
+        load(str(cat), pub(other), db)
+    assert audit.entries(db)[-1]["result"] == "refused"
+
+
+def test_tampered_catalog_refused(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0])
+    doc = json.loads(cat.read_bytes())
+    doc["models"][0]["license"] = "Proprietary"
+    cat.write_text(json.dumps(doc, indent=2))
+    with pytest.raises(CatalogError, match="altered after signing"):
+        load(str(cat), pub(signing_key), db)
+
+
+def test_missing_signature_refused(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0])
+    cat.with_name("catalog.json.sig").unlink()
+    with pytest.raises(Exception, match="catalog.json.sig"):
+        load(str(cat), pub(signing_key), db)
+
+
+def test_rollback_refused_and_newer_accepted(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0], version=5)
+    load(str(cat), pub(signing_key), db)
+    rewrite_and_resign(cat, signing_key[0], lambda d: d.update(version=4))
+    with pytest.raises(CatalogError, match=r"v4 is older than v5 already seen \(rollback\)"):
+        load(str(cat), pub(signing_key), db)
+    rewrite_and_resign(cat, signing_key[0], lambda d: d.update(version=6))
+    assert load(str(cat), pub(signing_key), db).catalog.version == 6
+
+
+def test_same_version_different_content_refused(tmp_path: Path, signing_key, db) -> None:
+    cat = build(tmp_path, signing_key[0], version=3)
+    load(str(cat), pub(signing_key), db)
+    rewrite_and_resign(cat, signing_key[0], lambda d: d.update(name="Changed without a new version"))
+    with pytest.raises(CatalogError, match="same version number"):
+        load(str(cat), pub(signing_key), db)
+
+
+def test_expired_catalog_loads_but_is_marked(tmp_path: Path, signing_key, db) -> None:
+    past = datetime.now(timezone.utc) - timedelta(days=10)
+    cat = build(tmp_path, signing_key[0], issued=(past - timedelta(days=30)).isoformat(),
+                expires=past.isoformat())
+    loaded = load(str(cat), pub(signing_key), db)
+    assert loaded.expired
+    assert "EXPIRED" in audit.entries(db)[-1]["reason"]
+
+
+def _doc() -> dict:
+    return {
+        "schema": "vetted.catalog/1", "id": "c", "name": "C", "publisher": "P", "version": 1,
+        "issued": "2026-01-01T00:00:00Z", "expires": "2027-01-01T00:00:00Z",
+        "models": [{
+            "id": "m", "name": "M", "publisher": "P", "license": "MIT",
+            "files": [{"name": "m.gguf", "size": 10, "sha256": "a" * 64}],
+            "sources": {"local": ["mirror"]},
+            "signature": {"bundle": "m.sig", "signer": {"kind": "key", "public_key_pem": "PEM"}},
+        }],
+    }
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d["models"][0]["files"][0].update(name="../../etc/passwd"), "models.0.files.0.name"),
+    (lambda d: d["models"][0]["files"][0].update(name="sub/dir.gguf"), "models.0.files.0.name"),
+    (lambda d: d["models"][0]["files"][0].update(name="C:\\evil.gguf"), "models.0.files.0.name"),
+    (lambda d: d["models"][0]["signature"].update(bundle="../model.sig"), "models.0.signature.bundle"),
+    (lambda d: d["models"][0]["files"][0].update(size="ten"), "models.0.files.0.size"),
+    (lambda d: d["models"][0]["files"][0].update(sha256="xyz"), "models.0.files.0.sha256"),
+    (lambda d: d["models"][0].pop("license"), "models.0.license"),
+    (lambda d: d.pop("expires"), "expires"),
+    (lambda d: d.update(version="1"), "version"),
+    (lambda d: d.update(unexpected=True), "unexpected"),
+    (lambda d: d["models"][0]["sources"].update(mirrors=["http://example.com/m"]), "models.0.sources.mirrors"),
+    (lambda d: d["models"][0]["signature"]["signer"].update(kind="any"), "models.0.signature.signer.kind"),
+    (lambda d: d["models"].append(d["models"][0]), "duplicate model ids"),
+])
+def test_malformed_catalog_names_the_field(mutate, field: str) -> None:
+    doc = _doc()
+    parse(json.dumps(doc).encode(), "ok")  # the base document is valid
+    mutate(doc)
+    with pytest.raises(CatalogError) as exc:
+        parse(json.dumps(doc).encode(), "t")
+    assert field in str(exc.value)
+
+
+def test_wrong_schema_and_garbage_and_size_cap() -> None:
+    with pytest.raises(CatalogError, match="expected 'vetted.catalog/1'"):
+        parse(json.dumps({**_doc(), "schema": "vetted.catalog/2"}).encode(), "t")
+    with pytest.raises(CatalogError, match="not valid JSON"):
+        parse(b"{nope", "t")
+    with pytest.raises(CatalogError, match="cap"):
+        parse(b" " * (MAX_CATALOG_BYTES + 1), "t")
+
+
+def test_oversized_catalog_not_read_past_cap(tmp_path: Path, signing_key, db) -> None:
+    huge = tmp_path / "catalog.json"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_CATALOG_BYTES + 10)
+    (tmp_path / "catalog.json.sig").write_text("{}")
+    with pytest.raises(Exception, match="cap"):
+        load(str(huge), pub(signing_key), db)
+
+
+def test_cli_catalog_needs_a_pinned_signer(tmp_path: Path, signing_key, cli) -> None:
+    cat = build(tmp_path, signing_key[0])
+    r = cli("catalog", "--catalog", str(cat))
+    assert r.returncode == 2 and "no signer is pinned" in r.stderr
+    assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
+    listed = cli("catalog", "--catalog", str(cat))
+    assert listed.returncode == 0 and "tiny" in listed.stdout and "signed by public key" in listed.stdout
+    found = cli("catalog", "search", "tiny", "--json")
+    assert json.loads(found.stdout)["models"][0]["id"] == "tiny"
+    none = cli("catalog", "search", "no-such-model")
+    assert "(no models match)" in none.stdout
