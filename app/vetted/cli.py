@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     a.add_argument("--limit", type=int)
     a.set_defaults(func=cmd_audit)
+
+    from vetted import cli_chat
+
+    cli_chat.add_parsers(sub)
     return p
 
 

@@ -1,0 +1,162 @@
+"""A chat turn end to end: persist the message, pick the template, fit the context,
+stream the reply into the database, and close it with its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from vetted.errors import Refused
+from vetted.runtime import templates
+from vetted.runtime.defaults import EngineSettings
+from vetted.runtime.engine import Engine, EngineCrashed, EngineError, load_verified
+from vetted.runtime.gguf_meta import read_gguf
+from vetted.runtime.memory import MiB, estimate, fits
+from vetted.store import installed
+from vetted.store.chats import Chats, Conversation, Message
+
+GEN_KEYS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed")
+
+
+@dataclass
+class TurnResult:
+    message: Message
+    usage: dict[str, Any]
+    timings: dict[str, Any]
+    dropped_turns: int
+
+
+class MemoryRefused(Refused):
+    pass
+
+
+class ChatSession:
+    def __init__(self, db: sqlite_utils.Database, engine: Engine | None = None,
+                 allow_tight_memory: bool = True) -> None:
+        self.db = db
+        self.chats = Chats(db)
+        self.engine = engine or Engine()
+        self.allow_tight_memory = allow_tight_memory
+        self._loaded: tuple[str, int] | None = None
+        self._template: tuple[str, str] | None = None
+
+    # -- public operations
+    def send(self, conversation_id: int, text: str, on_token: Callable[[str], None] | None = None) -> TurnResult:
+        self.chats.add_user(conversation_id, text)  # committed before anything can fail
+        return self._reply(conversation_id, on_token)
+
+    def regenerate(self, conversation_id: int, on_token: Callable[[str], None] | None = None) -> TurnResult:
+        conv = self.chats.get(conversation_id)
+        last = next((m for m in reversed(conv.messages) if m.role == "assistant"), None)
+        if last is None:
+            raise Refused("regenerate", "this chat has no reply yet")
+        self.chats.delete_from(conversation_id, last.id)
+        return self._reply(conversation_id, on_token)
+
+    def edit_and_resend(self, conversation_id: int, message_id: int, text: str,
+                        on_token: Callable[[str], None] | None = None) -> TurnResult:
+        conv = self.chats.get(conversation_id)
+        msg = next((m for m in conv.messages if m.id == message_id and m.role == "user"), None)
+        if msg is None:
+            raise Refused("edit", f"message {message_id} is not one of your messages in this chat")
+        self.chats.delete_from(conversation_id, message_id)
+        return self.send(conversation_id, text, on_token)
+
+    def stop(self) -> None:
+        self.engine.stop()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # -- internals
+    def ensure_model(self, conv: Conversation) -> None:
+        if not conv.model_id:
+            raise Refused(f"chat {conv.id}", "has no model chosen", "pick an installed, verified model")
+        n_ctx = int(conv.params.get("n_ctx", 4096))
+        if self._loaded == (conv.model_id, n_ctx) and self.engine.worker is not None and self.engine.worker.alive:
+            installed.check(self.db, conv.model_id, purpose="load")  # still re-checked every time
+            return
+        model = installed.get(self.db, conv.model_id)
+        path = _gguf_path(model)
+        info = read_gguf(path)
+        settings = EngineSettings(n_ctx=n_ctx, n_threads=int(conv.params.get("n_threads", 0)),
+                                  n_batch=int(conv.params.get("n_batch", 512)),
+                                  seed=int(conv.params.get("seed", 42))).resolved(info.context_length)
+        need = estimate(info, settings.n_ctx, settings.n_batch)
+        fit = fits(need.total)
+        if fit.verdict == "too_big" or (fit.verdict == "tight" and not self.allow_tight_memory):
+            raise MemoryRefused(f"memory for {conv.model_id}", f"{fit.message()}; {need.describe()}",
+                                "choose a smaller context length or a smaller model, or close other programs")
+        load_verified(self.engine, self.db, conv.model_id, settings)
+        self._loaded = (conv.model_id, n_ctx)
+        self._template = templates.choose(model.entry.get("runtime", {}).get("chat_template"), info.chat_template)
+
+    def _messages(self, conv: Conversation) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        if conv.system_prompt:
+            out.append({"role": "system", "content": conv.system_prompt})
+        for m in conv.messages:
+            if m.role == "assistant" and (m.status == "failed" or not m.content):
+                continue
+            out.append({"role": m.role, "content": m.content})
+        return out
+
+    def render(self, conv: Conversation) -> tuple[str, int]:
+        """Renders the prompt, dropping the oldest turns while it does not leave room to reply."""
+        assert self._template is not None
+        msgs = self._messages(conv)
+        n_ctx = self.engine.loaded_settings.n_ctx if self.engine.loaded_settings else 4096
+        reserve = min(int(conv.params.get("max_tokens", 512)), n_ctx // 4)
+        dropped = 0
+        while True:
+            prompt = templates.render(self._template[0], msgs)
+            n = self.engine.count_tokens(prompt)
+            if n + reserve <= n_ctx:
+                return prompt, dropped
+            first_turn = 1 if msgs and msgs[0]["role"] == "system" else 0
+            if len(msgs) - first_turn <= 1:
+                raise Refused("context", f"your message needs {n} tokens plus room to reply ({reserve}); "
+                              f"the context holds {n_ctx}", "shorten the message or raise the context length")
+            del msgs[first_turn]
+            dropped += 1
+
+    def _reply(self, conversation_id: int, on_token: Callable[[str], None] | None) -> TurnResult:
+        conv = self.chats.get(conversation_id)
+        writer = self.chats.start_reply(conversation_id)
+        try:
+            self.ensure_model(conv)
+            prompt, dropped = self.render(conv)
+            params = {k: conv.params[k] for k in GEN_KEYS if k in conv.params}
+
+            def token(t: str) -> None:
+                writer.append(t)
+                if on_token:
+                    on_token(t)
+
+            reply = self.engine.generate(prompt, params, token)
+        except (EngineCrashed, EngineError, Refused) as exc:
+            writer.close("failed", exc.line())
+            raise
+        except BaseException as exc:  # Ctrl-C and the like: keep what streamed
+            writer.close("failed", f"interrupted ({type(exc).__name__})")
+            raise
+        status = "stopped" if reply.finish == "stopped" else "complete"
+        note = f"{dropped} oldest message(s) left out to fit the context" if dropped else None
+        writer.close(status, note, reply.usage, reply.timings)
+        msg = next(m for m in self.chats.get(conversation_id).messages if m.id == writer.id)
+        return TurnResult(msg, reply.usage, reply.timings, dropped)
+
+
+def _gguf_path(model: installed.InstalledModel) -> Path:
+    gguf = [f for f in model.files if f.name.endswith(".gguf")] or list(model.files)
+    return gguf[0].path
+
+
+def memory_estimate_for(db: sqlite_utils.Database, model_id: str, n_ctx: int) -> str:
+    info = read_gguf(_gguf_path(installed.get(db, model_id)))
+    e = estimate(info, min(n_ctx, info.context_length or n_ctx))
+    return f"{e.total / MiB:.0f} MiB"

@@ -1,0 +1,242 @@
+"""The caller's side of the worker: start it, load a verified model, stream a reply.
+
+One worker process per loaded model. Calls are plain callables with callbacks, so the
+CLI uses them directly and the GUI adapts them to Qt signals on a thread. If the worker
+dies (segfault, OOM kill, `kill -9`), the pending request gets an `EngineCrashed` naming
+the signal or exit code, and the next request starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vetted.errors import Refused, VettedError
+from vetted.runtime import protocol
+from vetted.runtime.defaults import EngineSettings
+
+
+class EngineError(VettedError):
+    """The engine refused or failed a request; the worker is still alive."""
+
+
+class EngineCrashed(EngineError):
+    """The worker process died; a fresh one is started on the next request."""
+
+
+_SIGNAL_HINTS = {
+    signal.SIGKILL: "killed (by the out-of-memory killer or another process); try a smaller model or context",
+    signal.SIGSEGV: "crashed (segmentation fault); the model file may be malformed or unsupported",
+    signal.SIGABRT: "aborted; the model file may be malformed or unsupported by this llama.cpp",
+    signal.SIGBUS: "crashed (bus error); the model file may have changed or been truncated while loaded",
+    signal.SIGFPE: "crashed (arithmetic error); the model file may be malformed",
+    signal.SIGILL: "crashed (illegal instruction); this llama.cpp build may not suit this CPU",
+}
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is not responding"
+    if code < 0:
+        try:
+            sig = signal.Signals(-code)
+        except ValueError:
+            return f"was stopped by signal {-code}"
+        return f"was stopped by {sig.name}: {_SIGNAL_HINTS.get(sig, 'unexpected signal')}"
+    return f"exited with code {code}"
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    finish: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """One engine process and its protocol channel."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vetted.runtime.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, start_new_session=False,
+        )
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.stderr_tail: list[str] = []
+        threading.Thread(target=self._pump, daemon=True, name="vetted-engine-events").start()
+        threading.Thread(target=self._pump_stderr, daemon=True, name="vetted-engine-stderr").start()
+        self.write_lock = threading.Lock()
+        first = self.next_event(timeout=60)
+        if first.get("ev") != "ready":
+            raise EngineCrashed("starting the engine", f"unexpected first message {first}")
+        self.pid = int(first["pid"])
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.events.put(protocol.decode(line))
+            except ValueError:
+                continue
+        self.events.put(None)  # EOF: the process is gone
+
+    def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_tail = (self.stderr_tail + [line.decode("utf-8", "replace").rstrip()])[-20:]
+
+    def send(self, msg: dict[str, Any]) -> None:
+        try:
+            with self.write_lock:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(protocol.encode(msg))
+                self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self.crashed() from None
+
+    def next_event(self, timeout: float | None = None) -> dict[str, Any]:
+        try:
+            ev = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise EngineError("the engine", f"did not answer within {timeout} s", "stop it and try again") from None
+        if ev is None:
+            raise self.crashed()
+        return ev
+
+    def crashed(self) -> EngineCrashed:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        hint = f" (last engine output: {self.stderr_tail[-1]})" if self.stderr_tail else ""
+        return EngineCrashed("the engine process", describe_exit(code) + hint,
+                             "your chats are safe; the next request starts a fresh engine")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.alive:
+            try:
+                self.send({"op": "exit"})
+                self.proc.wait(timeout=5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Engine:
+    """A loaded model behind a worker, with crash recovery."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.worker: Worker | None = None
+        self.model_path: Path | None = None
+        self.loaded_settings: EngineSettings | None = None
+        self.load_s: float = 0.0
+        self._current: str | None = None
+        self._lock = threading.Lock()
+
+    def load_path(self, path: Path, settings: EngineSettings | None = None) -> float:
+        """Loads an already-verified file (callers go through `load_verified`)."""
+        s = (settings or self.settings)
+        if self.worker is None or not self.worker.alive:
+            self.worker = Worker()
+        self.worker.send({"op": "load", "path": str(path), **s.as_dict()})
+        ev = self.worker.next_event(timeout=600)
+        if ev.get("ev") == "error":
+            raise EngineError(f"loading {path.name}", ev.get("message", "failed"),
+                              "the file may be malformed or unsupported by this llama.cpp")
+        self.model_path, self.loaded_settings, self.load_s = path, s, float(ev["load_s"])
+        return self.load_s
+
+    def _ensure(self) -> Worker:
+        if self.worker is None or not self.worker.alive:
+            if self.model_path is None:
+                raise EngineError("generate", "no model is loaded")
+            self.load_path(self.model_path, self.loaded_settings)
+        assert self.worker is not None
+        return self.worker
+
+    def generate(self, prompt: str, params: dict[str, Any], on_token: Callable[[str], None] | None = None) -> Reply:
+        """Streams a completion; returns the whole reply. Raises EngineError/EngineCrashed."""
+        with self._lock:
+            w = self._ensure()
+            gid = uuid.uuid4().hex
+            self._current = gid
+        reply = Reply()
+        try:
+            w.send({"op": "generate", "id": gid, "prompt": prompt, **params})
+            while True:
+                ev = w.next_event()
+                kind = ev.get("ev")
+                if kind == "token" and ev.get("id") == gid:
+                    reply.text += ev["text"]
+                    if on_token:
+                        on_token(ev["text"])
+                elif kind == "done" and ev.get("id") == gid:
+                    reply.finish, reply.usage, reply.timings = ev["finish"], ev["usage"], ev["timings"]
+                    return reply
+                elif kind == "error" and ev.get("id") in (gid, None):
+                    err = EngineError("generate", ev.get("message", "failed"))
+                    err.kind = ev.get("kind")  # type: ignore[attr-defined]
+                    err.detail = ev  # type: ignore[attr-defined]
+                    raise err
+        finally:
+            self._current = None
+
+    def stop(self) -> None:
+        """Asks the running generation to stop before its next token."""
+        gid, w = self._current, self.worker
+        if gid and w is not None and w.alive:
+            try:
+                w.send({"op": "stop", "id": gid})
+            except EngineCrashed:
+                pass
+
+    def count_tokens(self, text: str) -> int:
+        w = self._ensure()
+        w.send({"op": "tokenize", "id": "count", "text": text})
+        ev = w.next_event(timeout=60)
+        if ev.get("ev") != "tokens":
+            raise EngineError("tokenize", ev.get("message", "failed"))
+        return int(ev["count"])
+
+    def stats(self) -> dict[str, Any]:
+        w = self._ensure()
+        w.send({"op": "stats"})
+        return w.next_event(timeout=30)
+
+    @property
+    def pid(self) -> int | None:
+        return self.worker.pid if self.worker and self.worker.alive else None
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+
+def load_verified(engine: Engine, db, model_id: str, settings: EngineSettings | None = None) -> Path:
+    """Invariant 1: re-check the installed file (fast path or re-hash), then load it."""
+    from vetted.store import installed
+
+    installed.check(db, model_id, purpose="load")  # raises Refused, and audits either way
+    model = installed.get(db, model_id)
+    gguf = [f for f in model.files if f.name.endswith(".gguf")] or list(model.files)
+    if len(gguf) != 1:
+        raise Refused(f"model {model_id}", f"has {len(gguf)} GGUF files; one is needed to load")
+    engine.load_path(gguf[0].path, settings)
+    return gguf[0].path

@@ -1,0 +1,95 @@
+"""How much memory a model needs at a context length, before loading or downloading it.
+
+    weights  = the GGUF file size (llama.cpp maps the tensors as they are stored)
+    kv_cache = 2 (K and V) × n_layer × n_ctx × n_embd_kv × 2 bytes (f16 cache)
+               n_embd_kv = head_dim × n_head_kv, head_dim = key_length or n_embd / n_head
+    compute  = n_ubatch × n_vocab × 4 bytes (the logits buffer, the largest scratch buffer)
+               + n_ubatch × n_embd × 4 × 8 (activations, a few tensors wide)
+    overhead = 120 MiB (the worker process: Python, llama.cpp, tokenizer tables)
+
+Measured against the real models' worker RSS in tests/test_runtime_memory.py (stated
+tolerance there). Catalog entries without a file use `runtime.ram_bytes` or the file size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from vetted.runtime.gguf_meta import GGUFInfo
+
+OVERHEAD = 120 * 1024 * 1024
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights: int
+    kv_cache: int
+    compute: int
+    overhead: int
+    n_ctx: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.overhead
+
+    def describe(self) -> str:
+        return (f"{self.total / MiB:.0f} MiB at context {self.n_ctx} (weights {self.weights / MiB:.0f}, "
+                f"KV cache {self.kv_cache / MiB:.0f}, compute {self.compute / MiB:.0f}, "
+                f"overhead {self.overhead / MiB:.0f})")
+
+
+def estimate(info: GGUFInfo, n_ctx: int, n_ubatch: int = 512) -> Estimate:
+    n_layer = int(info.arch_key("block_count", 0) or 0)
+    n_embd = int(info.arch_key("embedding_length", 0) or 0)
+    n_head = _first(info.arch_key("attention.head_count", 0)) or 1
+    n_head_kv = _first(info.arch_key("attention.head_count_kv", n_head)) or n_head
+    head_k = int(info.arch_key("attention.key_length", 0) or 0) or (n_embd // n_head if n_head else 0)
+    head_v = int(info.arch_key("attention.value_length", 0) or 0) or head_k
+    n_vocab = int(info.arch_key("vocab_size", 0) or 0) or int(info.metadata.get("tokenizer.ggml.tokens", 0) or 0)
+    kv = n_layer * n_ctx * n_head_kv * (head_k + head_v) * 2
+    ub = min(n_ubatch, n_ctx)
+    compute = ub * n_vocab * 4 + ub * n_embd * 4 * 8
+    return Estimate(info.file_size, kv, compute, OVERHEAD, n_ctx)
+
+
+def _first(v) -> int:
+    """Some architectures store per-layer head counts as arrays (we keep only their length)."""
+    return int(v) if isinstance(v, (int, float)) else 0
+
+
+def available_memory() -> int:
+    """Memory the OS could give a new process now (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+@dataclass(frozen=True)
+class Fit:
+    verdict: str  # "ok", "tight" (warn), "too_big" (refuse)
+    needed: int
+    available: int
+
+    def message(self) -> str:
+        return (f"needs about {self.needed / MiB:.0f} MiB, {self.available / MiB:.0f} MiB available")
+
+
+def fits(needed: int, available: int | None = None) -> Fit:
+    avail = available_memory() if available is None else available
+    if avail <= 0:
+        return Fit("ok", needed, avail)  # unknown: do not block
+    if needed > avail:
+        return Fit("too_big", needed, avail)
+    if needed > 0.8 * avail:
+        return Fit("tight", needed, avail)
+    return Fit("ok", needed, avail)
