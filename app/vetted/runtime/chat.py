@@ -19,7 +19,7 @@ from vetted.runtime.memory import MiB, estimate, fits
 from vetted.store import installed
 from vetted.store.chats import Chats, Conversation, Message
 
-GEN_KEYS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed")
+GEN_KEYS = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed", "logit_bias")
 
 
 @dataclass

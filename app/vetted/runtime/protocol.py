@@ -3,7 +3,7 @@
 Requests (parent → worker), each with an "op":
   {"op": "load", "path", "n_ctx", "n_threads", "n_batch", "seed"}
   {"op": "generate", "id", "prompt", "max_tokens", "temperature", "top_p", "top_k",
-   "repeat_penalty", "seed", "stop": [...]}
+   "repeat_penalty", "seed", "stop": [...], "logit_bias": {token_id: bias}}
   {"op": "stop", "id"}          stop generation `id` (takes effect before the next token)
   {"op": "tokenize", "id", "text"}
   {"op": "unload"} | {"op": "stats"} | {"op": "exit"}

@@ -128,6 +128,7 @@ class Worker:
             top_p=float(msg.get("top_p", 0.95)), top_k=int(msg.get("top_k", 40)),
             repeat_penalty=float(msg.get("repeat_penalty", 1.1)), stop=msg.get("stop") or None,
             stream=True, seed=msg.get("seed"),
+            logit_bias={int(k): float(v) for k, v in (msg.get("logit_bias") or {}).items()} or None,
         )
         for chunk in stream:
             if gid in self.stop_ids:
