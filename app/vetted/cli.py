@@ -295,8 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:
-        parser.print_help()
-        return EXIT_OK
+        try:
+            from vetted.gui.app import main as gui_main
+        except ImportError as exc:  # a headless install without the GUI extra
+            print(f"error: the desktop app needs PySide6 ({exc}); see `vetted --help`", file=sys.stderr)
+            return EXIT_USAGE
+        return gui_main()
     if args.cmd == "catalog" and args.action == "add":
         if len(args.text) != 1:
             parser.error("catalog add takes exactly one LOCATION")

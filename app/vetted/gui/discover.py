@@ -1,0 +1,205 @@
+"""Discover: the catalog as a sortable, filterable table, and the selected model's page."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView,
+    QVBoxLayout, QWidget,
+)
+
+from vetted.gui.model_page import ModelPage
+from vetted.services import ModelRow
+
+COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
+FIT_TEXT = {"ok": "yes", "tight": "tight", "too_big": "no"}
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+class CatalogModel(QAbstractTableModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[ModelRow] = []
+
+    def set_rows(self, rows: list[ModelRow]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        r = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.DisplayRole:
+            return [r.entry.name, r.entry.publisher, human(r.entry.size), r.entry.license, r.trust_badge,
+                    r.safety_summary, FIT_TEXT[r.fit]][col]
+        if role == Qt.UserRole:  # sort keys
+            return [r.entry.name.lower(), r.entry.publisher.lower(), r.entry.size, r.entry.license.lower(),
+                    r.trust_badge, r.safety_summary, ["ok", "tight", "too_big"].index(r.fit)][col]
+        if role == Qt.ToolTipRole and col == 4:
+            return f"Publisher signature must verify against: {r.signer}\nCatalog signed by: {r.catalog.signer}"
+        if role == Qt.AccessibleTextRole:
+            return f"{COLUMNS[col]}: {self.data(index)}"
+        return None
+
+
+class CatalogFilter(QSortFilterProxyModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.licence = ""
+        self.publisher = ""
+        self.only_fit = False
+        self.only_installed = False
+        self.setSortRole(Qt.UserRole)
+
+    def filterAcceptsRow(self, source_row: int, parent) -> bool:  # noqa: N802
+        r: ModelRow = self.sourceModel().rows[source_row]
+        if self.text and not all(t in r.search_text() for t in self.text.lower().split()):
+            return False
+        if self.licence and r.entry.license != self.licence:
+            return False
+        if self.publisher and r.entry.publisher != self.publisher:
+            return False
+        if self.only_fit and r.fit == "too_big":
+            return False
+        if self.only_installed and r.installed_state != "verified":
+            return False
+        return True
+
+    def refresh(self) -> None:
+        self.invalidateFilter()
+
+
+class DiscoverPage(QWidget):
+    download_requested = Signal(object)  # ModelRow
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = CatalogModel()
+        self.proxy = CatalogFilter()
+        self.proxy.setSourceModel(self.model)
+
+        self.search = QLineEdit(placeholderText="Search models (name, publisher, licence…)")
+        self.search.setAccessibleName("Search the catalog")
+        self.search.textChanged.connect(self._on_search)
+        self.licence = QComboBox(accessibleName="Filter by licence")
+        self.publisher = QComboBox(accessibleName="Filter by publisher")
+        self.fit = QCheckBox("Fits this machine", accessibleName="Only models that fit in memory")
+        self.inst = QCheckBox("Installed", accessibleName="Only installed models")
+        for w in (self.licence, self.publisher):
+            w.currentTextChanged.connect(self._on_filters)
+        for w in (self.fit, self.inst):
+            w.toggled.connect(self._on_filters)
+
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Catalog status")
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QTableView.SelectRows)
+        self.table.setSelectionMode(QTableView.SingleSelection)
+        self.table.setAccessibleName("Catalog models")
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_select)
+
+        self.page = ModelPage()
+        self.page.download_requested.connect(self.download_requested)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.search, 3)
+        filters.addWidget(QLabel("Licence:"))
+        filters.addWidget(self.licence, 1)
+        filters.addWidget(QLabel("Publisher:"))
+        filters.addWidget(self.publisher, 1)
+        filters.addWidget(self.fit)
+        filters.addWidget(self.inst)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addLayout(filters)
+        lv.addWidget(self.status)
+        lv.addWidget(self.table)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.page)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([560, 480])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setMaximumSectionSize(260)
+        layout = QVBoxLayout(self)
+        layout.addWidget(split)
+
+    def set_rows(self, rows: list[ModelRow], status: str) -> None:
+        current = self.selected()
+        self.model.set_rows(rows)
+        for combo, values in ((self.licence, {r.entry.license for r in rows}),
+                              (self.publisher, {r.entry.publisher for r in rows})):
+            keep = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(["", *sorted(values)])
+            combo.setCurrentText(keep if keep in values else "")
+            combo.blockSignals(False)
+        self.status.setText(status)
+        self.status.setVisible(bool(status))
+        if current:
+            self.select_id(current.entry.id)
+        elif rows and self.proxy.rowCount():
+            self.table.selectRow(0)
+
+    def _on_search(self, text: str) -> None:
+        self.proxy.text = text
+        self.proxy.refresh()
+
+    def _on_filters(self, *_a) -> None:
+        self.proxy.licence = self.licence.currentText()
+        self.proxy.publisher = self.publisher.currentText()
+        self.proxy.only_fit = self.fit.isChecked()
+        self.proxy.only_installed = self.inst.isChecked()
+        self.proxy.refresh()
+
+    def _on_select(self, current: QModelIndex, _prev=None) -> None:
+        row = self.row_at(current)
+        self.page.show_row(row)
+
+    def row_at(self, index: QModelIndex) -> ModelRow | None:
+        if not index.isValid():
+            return None
+        return self.model.rows[self.proxy.mapToSource(index).row()]
+
+    def selected(self) -> ModelRow | None:
+        return self.row_at(self.table.currentIndex())
+
+    def select_id(self, model_id: str) -> bool:
+        for i in range(self.proxy.rowCount()):
+            idx = self.proxy.index(i, 0)
+            r = self.row_at(idx)
+            if r and r.entry.id == model_id:
+                self.table.setCurrentIndex(idx)
+                self.table.selectRow(i)
+                self.page.show_row(r)
+                return True
+        return False

@@ -1,0 +1,134 @@
+"""Downloads: progress (bytes, speed, time left), cancel and resume, and the verdict."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+)
+
+from vetted.gui.bridge import Runner, error_text
+from vetted.paths import Locations
+
+
+class DownloadItem(QFrame):
+    finished = Signal(str, bool)  # model id, installed?
+
+    def __init__(self, runner: Runner, loc: Locations, location: str, model_id: str, name: str) -> None:
+        super().__init__()
+        self.runner, self.loc, self.location, self.model_id = runner, loc, location, model_id
+        self.setFrameShape(QFrame.StyledPanel)
+        self.title = QLabel(f"<b>{name}</b>")
+        self.bar = QProgressBar()
+        self.bar.setAccessibleName(f"Download progress of {name}")
+        self.info = QLabel("starting…")
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.cancel_btn = QPushButton("Cancel", accessibleName=f"Cancel download of {name}")
+        self.resume_btn = QPushButton("Resume", accessibleName=f"Resume download of {name}")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.resume_btn.clicked.connect(self.start)
+        row = QHBoxLayout()
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.cancel_btn)
+        row.addWidget(self.resume_btn)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(row)
+        layout.addWidget(self.info)
+        self.state = "idle"
+        self.start()
+
+    def start(self) -> None:
+        from vetted.services import pull_model
+
+        self.cancel_event = threading.Event()
+        self.t0 = time.monotonic()
+        self.first_done: int | None = None
+        self.state = "running"
+        self.cancel_btn.setEnabled(True)
+        self.resume_btn.setEnabled(False)
+        self.info.setText("checking the catalog and the publisher's signature…")
+
+        def job(call, loc, location, model_id):
+            return pull_model(loc, location, model_id,
+                              lambda name, done, total: call.progress.emit((name, done, total)),
+                              self.cancel_event)
+
+        self.call = self.runner.run(job, self.loc, self.location, self.model_id,
+                                    on_progress=self._progress, on_done=self._done, on_failed=self._failed)
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def _progress(self, p) -> None:
+        name, done, total = p
+        now = time.monotonic()
+        if self.first_done is None:
+            self.first_done, self.t0 = done, now
+        self.bar.setMaximum(1000)
+        self.bar.setValue(int(1000 * done / total) if total else 1000)
+        elapsed = max(now - self.t0, 1e-3)
+        speed = (done - self.first_done) / elapsed
+        left = (total - done) / speed if speed > 0 else 0
+        self.info.setText(f"{name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB, {speed / 1e6:.1f} MB/s, "
+                          f"about {left:.0f} s left — hashed as it arrives")
+
+    def _done(self, result) -> None:
+        self.state = "done"
+        self.bar.setMaximum(1)
+        self.bar.setValue(1)
+        self.cancel_btn.setEnabled(False)
+        m = result.model
+        self.info.setText(f"✔ Verified and installed. sha256 matches catalog {m.catalog_id} v{m.catalog_version}; "
+                          f"publisher signature by {m.signer}. Source: {result.source}.")
+        self.finished.emit(self.model_id, True)
+
+    def _failed(self, exc) -> None:
+        from vetted.fetch.stream import Cancelled
+
+        self.cancel_btn.setEnabled(False)
+        self.resume_btn.setEnabled(True)
+        if isinstance(exc, Cancelled):
+            self.state = "cancelled"
+            self.info.setText("Cancelled. The partial download is kept; Resume continues where it stopped.")
+        else:
+            self.state = "refused"
+            self.info.setText("✖ Not installed.\n" + error_text(exc))
+        self.finished.emit(self.model_id, False)
+
+
+class DownloadsPage(QWidget):
+    installed = Signal(str)
+
+    def __init__(self, runner: Runner, loc: Locations) -> None:
+        super().__init__()
+        self.runner, self.loc = runner, loc
+        self.items: dict[str, DownloadItem] = {}
+        self.empty = QLabel("No downloads yet. Choose a model in Discover and press Download.")
+        inner = QWidget()
+        self.list = QVBoxLayout(inner)
+        self.list.addWidget(self.empty)
+        self.list.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll)
+
+    def add(self, location: str, model_id: str, name: str) -> DownloadItem:
+        item = self.items.get(model_id)
+        if item is not None and item.state == "running":
+            return item
+        if item is not None:
+            item.start()
+            return item
+        self.empty.hide()
+        item = DownloadItem(self.runner, self.loc, location, model_id, name)
+        item.finished.connect(lambda mid, ok: ok and self.installed.emit(mid))
+        self.items[model_id] = item
+        self.list.insertWidget(0, item)
+        return item

@@ -1,0 +1,123 @@
+"""What the GUI shows, computed by the core (no Qt): catalogs with their load state,
+model rows with trust badge, memory fit and install state, downloads as callables."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from vetted.catalog.schema import ModelEntry
+from vetted.catalog.signed import LoadedCatalog, load
+from vetted.errors import VettedError
+from vetted.paths import Locations
+from vetted.runtime.memory import MiB, fits
+from vetted.settings import Settings
+from vetted.store import installed
+
+
+@dataclass
+class CatalogState:
+    location: str
+    loaded: LoadedCatalog | None
+    error: str | None
+
+    @property
+    def label(self) -> str:
+        if self.loaded:
+            c = self.loaded.catalog
+            return f"{c.name} v{c.version}" + (" (expired)" if self.loaded.expired else "")
+        return self.location
+
+
+def open_catalogs(loc: Locations, db: sqlite_utils.Database) -> list[CatalogState]:
+    out = []
+    for sub in Settings.load(loc).catalogs:
+        try:
+            out.append(CatalogState(sub.location, load(sub.location, sub.signer, db), None))
+        except VettedError as exc:
+            out.append(CatalogState(sub.location, None, exc.line()))
+    return out
+
+
+def entry_memory_estimate(entry: ModelEntry) -> int:
+    """Before download there is no file to read: the catalog's figure, else weights + a margin."""
+    if entry.runtime.ram_bytes:
+        return entry.runtime.ram_bytes
+    return int(entry.size * 1.15) + 120 * MiB
+
+
+@dataclass
+class ModelRow:
+    entry: ModelEntry
+    catalog: LoadedCatalog
+    installed_state: str | None  # None, "verified", "refused"
+    memory_bytes: int
+    fit: str  # ok / tight / too_big
+
+    @property
+    def signer(self) -> str:
+        try:
+            return self.entry.signature.signer.spec().describe()
+        except Exception:
+            return "unknown signer"
+
+    @property
+    def trust_badge(self) -> str:
+        if self.installed_state == "verified":
+            return f"Verified: {self.signer}"
+        if self.installed_state == "refused":
+            return "Refused: file changed"
+        return f"Signed by {self.signer}"
+
+    @property
+    def safety_summary(self) -> str:
+        card = self.entry.safety_card
+        if not card:
+            return "not evaluated"
+        n = len(card.get("benchmarks", []) or [])
+        return f"{n} benchmark(s), declared" if n else "card without results"
+
+    def search_text(self) -> str:
+        e = self.entry
+        return " ".join([e.id, e.name, e.publisher, e.description, e.license, e.family, e.quantization]).lower()
+
+
+def model_rows(states: list[CatalogState], db: sqlite_utils.Database, available: int | None = None) -> list[ModelRow]:
+    inst = {m.model_id: m.state for m in installed.all_models(db)}
+    rows = []
+    for s in states:
+        if not s.loaded:
+            continue
+        for e in s.loaded.catalog.models:
+            mem = entry_memory_estimate(e)
+            rows.append(ModelRow(e, s.loaded, inst.get(e.id), mem, fits(mem, available).verdict))
+    return rows
+
+
+def pull_model(loc: Locations, location: str, model_id: str, progress: Callable[[str, int, int], None],
+               cancel: threading.Event) -> Any:
+    """For a background thread: its own DB connection, the catalog re-verified, then pull."""
+    from vetted.fetch.install import pull
+    from vetted.store.db import open_db
+
+    db = open_db(loc.database)
+    try:
+        sub = Settings.load(loc).find(location)
+        cat = load(sub.location, sub.signer, db)
+        return pull(loc, db, cat, model_id, progress=progress, cancel=cancel)
+    finally:
+        db.conn.close()
+
+
+def check_model(loc: Locations, model_id: str, full: bool = True) -> installed.CheckResult:
+    from vetted.store.db import open_db
+
+    db = open_db(loc.database)
+    try:
+        return installed.check(db, model_id, full=full)
+    finally:
+        db.conn.close()
