@@ -85,7 +85,11 @@ class CatalogFilter(QSortFilterProxyModel):
         return True
 
     def refresh(self) -> None:
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10
+            self.beginFilterChange()
+            self.endFilterChange()
+        else:
+            self.invalidateFilter()
 
 
 class DiscoverPage(QWidget):

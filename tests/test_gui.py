@@ -1,0 +1,186 @@
+"""The desktop app driven through real widgets (pytest-qt, offscreen) over the real core:
+browse → filter → model page → download from a loopback mirror → verified → chat with
+streaming → stop → restart the app → the chat is still there; a tampered mirror shows
+the refusal and its reason; killing the engine shows the banner and the app keeps working."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from catalog_kit import build
+from vetted.settings import CatalogSubscription, Settings
+from vetted.trust.identity import PublicKey
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mirror(tmp_path, loc, signing_key):
+    """A signed catalog whose models are served by a loopback HTTP mirror."""
+    from vetted.demo import smollm2_path
+
+    src = tmp_path / "src"
+    src.mkdir()
+    bad = src / "tampered.gguf"
+    bad.write_bytes(os.urandom(300_000))
+    out = tmp_path / "cat" / "out" / "mirror"
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    models = [
+        {"id": "smol", "name": "SmolLM2 135M Instruct", "publisher": "HuggingFaceTB", "license": "Apache-2.0",
+         "path": str(smollm2_path()), "sources": {"mirrors": [base]}},
+        {"id": "tampered", "name": "Tampered Model", "publisher": "Mallory", "license": "MIT",
+         "path": str(bad), "sources": {"mirrors": [base]}},
+    ]
+    cat = build(tmp_path / "cat", signing_key[0], models=models)
+    served = out / "tampered.gguf"
+    data = bytearray(served.read_bytes())
+    served.unlink()  # may be a hard link to the source
+    data[1234] ^= 0xFF
+    served.write_bytes(bytes(data))
+    s = Settings.load(loc)
+    s.subscribe(CatalogSubscription(str(cat), PublicKey(signing_key[1].read_bytes())))
+    s.save(loc)
+    yield cat
+    server.shutdown()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a) -> None:
+        pass
+
+
+def open_window(qtbot, loc):
+    from vetted.gui.main_window import MainWindow
+    from vetted.store.db import open_db
+
+    w = MainWindow(loc, open_db(loc.database))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.discover.model.rowCount() > 0, timeout=30_000)
+    return w
+
+
+def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
+    w = open_window(qtbot, loc)
+    d = w.discover
+    assert d.proxy.rowCount() == 2
+    qtbot.keyClicks(d.search, "smol")
+    assert d.proxy.rowCount() == 1
+    d.search.clear()
+    qtbot.keyClicks(d.search, "no such model")
+    assert d.proxy.rowCount() == 0
+    d.search.clear()
+    d.licence.setCurrentText("MIT")
+    assert d.proxy.rowCount() == 1 and d.row_at(d.proxy.index(0, 0)).entry.id == "tampered"
+    d.licence.setCurrentText("")
+    d.table.sortByColumn(2, d.table.horizontalHeader().sortIndicatorOrder())  # by size
+
+    assert d.select_id("smol")
+    page = d.page.view.toPlainText()
+    assert "Trust" in page and "[declared]" in page and "not evaluated" in page and "[missing]" in page
+    assert d.page.download.isEnabled()
+
+    qtbot.mouseClick(d.page.download, qtbot_left())
+    item = w.downloads.items["smol"]
+    qtbot.waitUntil(lambda: item.state in ("done", "refused"), timeout=60_000)
+    assert item.state == "done", item.info.text()
+    assert "Verified and installed" in item.info.text()
+    qtbot.waitUntil(lambda: w.library.table.rowCount() == 1, timeout=5_000)
+    assert "verified" in w.library.table.item(0, 2).text()
+
+    w.chat_with("smol")
+    chat = w.chat
+    chat.max_tokens.setValue(400)
+    chat.temperature.setValue(0.0)
+    chat.n_ctx.setValue(1024)
+    qtbot.keyClicks(chat.input, "Tell me a long story about a brave knight.")
+    qtbot.mouseClick(chat.send_btn, qtbot_left())
+    qtbot.waitUntil(lambda: bool(chat.streaming) and len(chat.streaming) > 20, timeout=60_000)
+    assert chat.stop_btn.isEnabled()
+    qtbot.mouseClick(chat.stop_btn, qtbot_left())
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    conv_id = chat.conv_id
+    msgs = chat.chats.get(conv_id).messages
+    assert msgs[-1].status == "stopped" and len(msgs[-1].content) > 20
+    assert "brave knight" in chat.view.toPlainText()
+    w.close()
+
+    w2 = open_window(qtbot, loc)
+    titles = [w2.chat.list.item(i).text() for i in range(w2.chat.list.count())]
+    assert any("brave knight" in t for t in titles)
+    w2.chat.open(conv_id)
+    assert "brave knight" in w2.chat.view.toPlainText()
+    w2.close()
+
+
+def test_tampered_mirror_shows_refusal_with_reason(qtbot, loc, mirror) -> None:
+    w = open_window(qtbot, loc)
+    assert w.discover.select_id("tampered")
+    qtbot.mouseClick(w.discover.page.download, qtbot_left())
+    item = w.downloads.items["tampered"]
+    qtbot.waitUntil(lambda: item.state in ("done", "refused"), timeout=60_000)
+    text = item.info.text()
+    assert item.state == "refused"
+    assert "Not installed" in text and "sha256" in text and "What you can do" in text
+    assert w.library.table.rowCount() == 0
+    w.audit.refresh()
+    w.audit.result.setCurrentText("refused")
+    assert w.audit.table.rowCount() >= 1
+    w.close()
+
+
+def test_engine_crash_shows_banner_and_app_recovers(qtbot, loc, mirror, db, signing_key) -> None:
+    from vetted.catalog.signed import load
+    from vetted.fetch.install import pull
+
+    pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
+    w = open_window(qtbot, loc)
+    w.chat_with("smol")
+    chat = w.chat
+    chat.max_tokens.setValue(300)
+    chat.n_ctx.setValue(1024)
+    qtbot.keyClicks(chat.input, "Describe the ocean in detail.")
+    qtbot.mouseClick(chat.send_btn, qtbot_left())
+    qtbot.waitUntil(lambda: bool(chat.streaming), timeout=60_000)
+    os.kill(chat.engine_pid(), signal.SIGKILL)
+    qtbot.waitUntil(lambda: not chat.busy, timeout=20_000)
+    assert chat.banner.isVisible() and "SIGKILL" in chat.banner_text.text()
+    assert chat.chats.get(chat.conv_id).messages[0].content == "Describe the ocean in detail."
+    qtbot.mouseClick(chat.banner.findChildren(type(chat.send_btn))[0], qtbot_left())
+    assert not chat.banner.isVisible()
+    chat.max_tokens.setValue(8)
+    qtbot.keyClicks(chat.input, "Hello again.")
+    qtbot.mouseClick(chat.send_btn, qtbot_left())
+    qtbot.waitUntil(lambda: not chat.busy and chat.chats.get(chat.conv_id).messages[-1].status == "complete",
+                    timeout=60_000)
+    w.close()
+
+
+def test_keyboard_and_accessible_names(qtbot, loc, mirror) -> None:
+    from PySide6.QtWidgets import QAbstractButton, QLineEdit
+
+    w = open_window(qtbot, loc)
+    unnamed = [b.text() for b in w.findChildren(QAbstractButton)
+               if not b.accessibleName() and b.metaObject().className() != "QTableCornerButton"]
+    assert unnamed == []
+    assert all(e.accessibleName() for e in w.findChildren(QLineEdit) if e.isVisibleTo(w) and e.placeholderText())
+    for i, name in enumerate(["Discover", "Downloads", "Library", "Chat", "Audit", "Settings"]):
+        w.nav.setCurrentRow(i)
+        assert w.stack.currentIndex() == i
+    w.close()
+
+
+def qtbot_left():
+    from PySide6.QtCore import Qt
+
+    return Qt.LeftButton
