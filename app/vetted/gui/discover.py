@@ -150,9 +150,11 @@ class DiscoverPage(QWidget):
         split.addWidget(self.page)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
-        split.setSizes([560, 480])
+        split.setSizes([780, 440])
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setMaximumSectionSize(260)
+        self.table.horizontalHeader().setMaximumSectionSize(220)
         layout = QVBoxLayout(self)
         layout.addWidget(split)
 
@@ -169,6 +171,7 @@ class DiscoverPage(QWidget):
             combo.blockSignals(False)
         self.status.setText(status)
         self.status.setVisible(bool(status))
+        self.table.resizeColumnsToContents()
         if current:
             self.select_id(current.entry.id)
         elif rows and self.proxy.rowCount():

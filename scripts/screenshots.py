@@ -1,0 +1,76 @@
+"""Renders the main screens into PNGs (run under Xvfb by `make screenshots`).
+
+Everything is real: the demo catalog, a verified download of SmolLM2, a chat whose reply
+comes from the model, and a refusal from a tampered copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(out_dir: str) -> int:
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["VETTED_HOME"] = tempfile.mkdtemp(prefix="vetted-shots-")
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from vetted.demo import build_demo
+    from vetted.gui.main_window import MainWindow
+    from vetted.paths import locations
+    from vetted.store.db import open_db
+
+    app = QApplication(sys.argv)
+    app.setStyle("Fusion")
+    build_demo()
+    loc = locations().ensure()
+    win = MainWindow(loc, open_db(loc.database))
+    win.resize(1280, 800)
+    win.show()
+
+    def wait(cond, ms: int = 120_000) -> None:
+        loop_deadline = ms
+        while not cond() and loop_deadline > 0:
+            loop = QEventLoop()
+            QTimer.singleShot(50, loop.quit)
+            loop.exec()
+            loop_deadline -= 50
+
+    def shot(name: str) -> None:
+        wait(lambda: False, 300)
+        win.grab().save(str(out / f"{name}.png"))
+        print("wrote", out / f"{name}.png")
+
+    wait(lambda: win.discover.model.rowCount() > 0)
+    win.discover.select_id("smollm2-135m-instruct-q4_1")
+    shot("discover")
+    win.discover.page.download.click()
+    item = win.downloads.items["smollm2-135m-instruct-q4_1"]
+    wait(lambda: item.state != "running")
+    shot("downloads")
+    win.go("Library")
+    win.library.table.selectRow(0)
+    shot("library")
+    win.chat_with("smollm2-135m-instruct-q4_1")
+    chat = win.chat
+    chat.temperature.setValue(0.0)
+    chat.max_tokens.setValue(120)
+    chat.input.setPlainText("Write a Python function that checks a file's SHA-256 against an expected value.")
+    chat.send()
+    wait(lambda: not chat.busy)
+    shot("chat")
+    win.go("Audit")
+    shot("audit")
+    win.go("Discover")
+    win.discover.select_id("gemma-3-270m-q4_k_m")
+    shot("model-page")
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
