@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--key", type=Path, required=True, help="private key PEM (signs models and catalog)")
     b.add_argument("--out", type=Path, required=True, help="output folder: catalog.json(.sig) and mirror/")
 
+    a = sub.add_parser("attest", help="sign a provenance or safety-card claim about a model file")
+    a.add_argument("kind", choices=["provenance", "safety_card"])
+    a.add_argument("--model", type=Path, required=True, help="the GGUF file the claim is about")
+    a.add_argument("--predicate", type=Path, required=True, help="JSON predicate (see docs/predicates.md)")
+    a.add_argument("--key", type=Path, required=True, help="private key PEM of whoever makes the claim")
+    a.add_argument("--out", type=Path, required=True, help="where to write the catalog reference (JSON)")
+
     d = sub.add_parser("demo", help="build the demo catalog from the PyPI-shipped models")
     d.add_argument("--out", type=Path, default=None)
 
@@ -43,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             spec = json.loads(args.spec.read_text("utf-8"))
             out = build_catalog(spec, args.spec.parent, args.key, args.out)
             print(f"wrote {out} and {out}.sig")
+        elif args.cmd == "attest":
+            from vetted.digest import sha256_file
+            from vetted.publish import attestation_ref, public_pem
+
+            ref = attestation_ref(args.kind, json.loads(args.predicate.read_text("utf-8")), args.model.name,
+                                  sha256_file(args.model), args.key, public_pem(args.key).decode())
+            args.out.write_text(json.dumps(ref, indent=2))
+            print(f"signed {args.kind} about {args.model.name} -> {args.out} (add it to the model's attestations)")
         elif args.cmd == "demo":
             from vetted.demo import build_demo
 

@@ -285,9 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--limit", type=int)
     a.set_defaults(func=cmd_audit)
 
-    from vetted import cli_chat
+    from vetted import cli_cards, cli_chat
 
     cli_chat.add_parsers(sub)
+    cli_cards.add_parsers(sub)
     return p
 
 

@@ -75,6 +75,8 @@ def build_catalog(spec: dict[str, Any], spec_dir: Path, private_key: Path, out: 
         m["files"] = [{"name": name, "size": dest.stat().st_size, "sha256": sha256_file(dest)}]
         m.setdefault("sources", {"local": ["mirror"]})
         m["signature"] = {"bundle": sig_name, "signer": m.pop("signer", {"kind": "key", "public_key_pem": pub})}
+        m["attestations"] = [attestation_ref(kind, predicate, name, m["files"][0]["sha256"], private_key, pub)
+                             for kind, predicate in (m.pop("attest", None) or {}).items()]
         models.append(m)
     doc = {
         "schema": "vetted.catalog/1",
@@ -90,6 +92,20 @@ def build_catalog(spec: dict[str, Any], spec_dir: Path, private_key: Path, out: 
     catalog.write_bytes(raw)
     sign_file_or_folder(catalog, private_key, out / "catalog.json.sig")
     return catalog
+
+
+def attestation_ref(kind: str, predicate: dict[str, Any], subject: str, sha256: str, private_key: Path,
+                    public_pem_text: str) -> dict[str, Any]:
+    """Validates a provenance or safety-card predicate, signs it about one file, and returns
+    the catalog's inline reference to it."""
+    from vetted.cards.attest import sign_key, statement
+    from vetted.cards.predicates import KINDS, PREDICATES
+
+    if kind not in KINDS:
+        raise InputError("attestation", f"unknown kind {kind!r}", "use provenance or safety_card")
+    PREDICATES[KINDS[kind]].model_validate(predicate)  # never sign a claim Vetted would reject
+    bundle = sign_key(statement(KINDS[kind], predicate, subject, sha256), private_key)
+    return {"kind": kind, "bundle": bundle, "signer": {"kind": "key", "public_key_pem": public_pem_text}}
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -109,6 +109,15 @@ class SignatureRef(Strict):
     _name = field_validator("bundle")(check_file_name)
 
 
+class AttestationRef(Strict):
+    """A signed claim about the model's file, carried inline (a few KB), so cards show
+    offline and before download; verified against `signer` whenever it is shown."""
+
+    kind: Literal["provenance", "safety_card"]
+    bundle: dict[str, Any]
+    signer: TrustSpecModel
+
+
 class Runtime(Strict):
     chat_template: str | None = None
     context_length: int | None = Field(default=None, gt=0)
@@ -128,8 +137,9 @@ class ModelEntry(Strict):
     files: list[FileEntry] = Field(min_length=1)
     sources: Sources
     signature: SignatureRef
-    provenance: dict[str, Any] | None = None
-    safety_card: dict[str, Any] | None = None
+    attestations: list[AttestationRef] = Field(default_factory=list)
+    provenance: dict[str, Any] | None = None  # unsigned: shown, labelled unverified
+    safety_card: dict[str, Any] | None = None  # unsigned: shown, labelled unverified
     runtime: Runtime = Field(default_factory=Runtime)
 
     @model_validator(mode="after")

@@ -108,6 +108,23 @@ MIGRATIONS: list[str] = [
         INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
     END;
     """,
+    # 3: spot-check results, per file digest (the claim is about bytes, not a name)
+    """
+    CREATE TABLE spotchecks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256 TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        suite_id TEXT NOT NULL,
+        suite_version TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'cancelled', 'failed')),
+        metrics TEXT NOT NULL,
+        results TEXT NOT NULL,
+        settings TEXT NOT NULL
+    );
+    CREATE INDEX spotchecks_sha ON spotchecks(sha256, id);
+    """,
 ]
 
 

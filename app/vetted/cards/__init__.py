@@ -1,0 +1,1 @@
+"""Safety cards and provenance: signed claims, consistency with the file, local spot-checks."""

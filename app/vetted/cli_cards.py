@@ -1,0 +1,127 @@
+"""`vetted card`, `vetted spotcheck`, `vetted compare`: what is known about a model, and how."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+
+def add_parsers(sub) -> None:
+    c = sub.add_parser("card", help="safety card, provenance, consistency with the file, spot-check results")
+    c.add_argument("model_id")
+    c.add_argument("--catalog")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_card)
+
+    s = sub.add_parser("spotcheck", help="run the probe suite on the installed file, on this machine")
+    s.add_argument("model_id")
+    s.add_argument("--limit", type=int, help="run only the first N probes")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_spotcheck)
+
+    m = sub.add_parser("compare", help="two or more models side by side")
+    m.add_argument("model_ids", nargs="+")
+    m.add_argument("--catalog")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_compare)
+
+
+def entry_for(ctx, model_id: str, location: str | None = None):
+    """The catalog's entry; for an installed model whose catalog is unreachable, the copy kept at install."""
+    from vetted.catalog.schema import ModelEntry
+    from vetted.errors import VettedError
+    from vetted.store import installed
+
+    try:
+        return ctx.catalog(location).catalog.model(model_id)
+    except VettedError as first:
+        try:
+            return ModelEntry.model_validate(installed.get(ctx.db, model_id).entry)
+        except VettedError:
+            raise first from None
+
+
+def cmd_card(ctx, args) -> int:
+    from vetted.cards.view import card, render_text
+
+    c = card(entry_for(ctx, args.model_id, args.catalog), ctx.db)
+    print(json.dumps(c, indent=2, default=str) if args.json else render_text(c))
+    return 0
+
+
+def cmd_spotcheck(ctx, args) -> int:
+    from vetted.cards import spotcheck
+
+    cancel = threading.Event()
+
+    def progress(i: int, n: int, probe: str) -> None:
+        if not args.json and sys.stderr.isatty():
+            sys.stderr.write(f"\rspot-check {i}/{n} {probe:<20}")
+            sys.stderr.flush()
+
+    try:
+        result = spotcheck.run(ctx.db, args.model_id, progress=progress, cancel=cancel, limit=args.limit)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+        return 0
+    print(f"\r{result.model_id}: {result.suite_id} {result.suite_version}, {len(result.results)} probes in "
+          f"{result.seconds:.0f} s ({result.status}), sha256 {result.sha256[:16]}…")
+    for m in result.metrics.values():
+        print(f"  {m.label:<42} {m.k:>3}/{m.n:<3} = {m.value:5.0%}  (95% CI {m.ci95[0]:.0%}–{m.ci95[1]:.0%})")
+    return 0
+
+
+def compare_rows(ctx, model_ids: list[str], location: str | None) -> list[dict]:
+    from vetted.cards.view import card
+    from vetted.store import installed
+
+    rows = []
+    for mid in model_ids:
+        entry = entry_for(ctx, mid, location)
+        c = card(entry, ctx.db)
+        try:
+            state = installed.get(ctx.db, mid).state
+        except Exception:
+            state = "not installed"
+        prov = next((p for p in c["provenance"] if p["label"] == "declared"), None) or \
+            (c["provenance"][0] if c["provenance"] else None)
+        bases = [f"{b['name']} [{b['relation']}]" for b in ((prov or {}).get("data") or {}).get("base_models", [])]
+        metrics = {}
+        for sc in c["safety_card"]:
+            for r in (sc["data"] or {}).get("results", []):
+                metrics[r["metric"]] = f"{r['value']:.0%} ({sc['label']})"
+        local = (c["spotcheck"] or {}).get("metrics", {})
+        for name, m in local.items():
+            metrics.setdefault(name, "")
+            metrics[name] += f" local {m['k']}/{m['n']}"
+        mismatches = sum(len(ch["mismatches"]) for ch in (c["consistency"] or {}).get("checks", []))
+        rows.append({"model": mid, "publisher": entry.publisher, "license": entry.license, "state": state,
+                     "signer": entry.signature.signer.spec().describe(),
+                     "provenance": (f"{prov['label']}" + (f" by {prov['by']}" if prov and prov.get('by') else ""))
+                     if prov else "missing",
+                     "base": ", ".join(bases) or "-", "consistency": "n/a" if c["consistency"] is None
+                     else ("ok" if mismatches == 0 else f"{mismatches} mismatch(es)"),
+                     "metrics": metrics})
+    return rows
+
+
+def cmd_compare(ctx, args) -> int:
+    rows = compare_rows(ctx, args.model_ids, args.catalog)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    fields = ["publisher", "license", "state", "signer", "provenance", "base", "consistency"]
+    metric_names = sorted({k for r in rows for k in r["metrics"]})
+    width = max(len(f) for f in fields + metric_names) + 2
+    col = 34
+    print(" " * width + "".join(f"{r['model'][:col - 2]:<{col}}" for r in rows))
+    for f in fields:
+        print(f"{f:<{width}}" + "".join(f"{str(r[f])[:col - 2]:<{col}}" for r in rows))
+    for m in metric_names:
+        print(f"{m:<{width}}" + "".join(f"{(r['metrics'].get(m) or 'not evaluated')[:col - 2]:<{col}}" for r in rows))
+    return 0
