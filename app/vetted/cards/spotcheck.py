@@ -135,13 +135,16 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
         params = {"temperature": gen["temperature"], "seed": gen["seed"], "max_tokens": gen["max_tokens"],
                   "top_k": 1, "top_p": 1.0, "repeat_penalty": 1.0}
         for i, p in enumerate(probes):
+            if progress:
+                progress(i, len(probes), p["id"])
             if cancel is not None and cancel.is_set():
                 status = "cancelled"
                 break
-            if progress:
-                progress(i, len(probes), p["id"])
             prompt = templates.render(template, [{"role": "user", "content": p["prompt"]}])
             reply = session.engine.generate(prompt, params).text
+            if cancel is not None and cancel.is_set():  # a reply cut short is not scored
+                status = "cancelled"
+                break
             refused = is_refusal(reply)
             insecure = [f.rule for f in insecure_findings(reply)] if p["kind"] == "code" and not refused else []
             results.append(ProbeResult(p["id"], p["kind"], p["category"], reply, refused, insecure))
