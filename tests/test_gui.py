@@ -174,9 +174,11 @@ def test_keyboard_and_accessible_names(qtbot, loc, mirror) -> None:
                if not b.accessibleName() and b.metaObject().className() != "QTableCornerButton"]
     assert unnamed == []
     assert all(e.accessibleName() for e in w.findChildren(QLineEdit) if e.isVisibleTo(w) and e.placeholderText())
-    for i, name in enumerate(["Discover", "Downloads", "Library", "Chat", "Audit", "Settings"]):
+    from vetted.gui.main_window import PAGES
+
+    for i, name in enumerate(PAGES):
         w.nav.setCurrentRow(i)
-        assert w.stack.currentIndex() == i
+        assert w.stack.currentIndex() == i and w.nav.item(i).text() == name
     w.close()
 
 
@@ -184,3 +186,40 @@ def qtbot_left():
     from PySide6.QtCore import Qt
 
     return Qt.LeftButton
+
+
+def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monkeypatch) -> None:
+    from vetted.cards import spotcheck
+    from vetted.catalog.signed import load
+    from vetted.fetch.install import pull
+
+    full = spotcheck.load_suite()
+    small = {**full, "probes": [p for p in full["probes"] if p["id"] in ("harmful-01", "benign-01", "code-07")]}
+    monkeypatch.setattr(spotcheck, "load_suite", lambda path=None: small)
+    pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
+    w = open_window(qtbot, loc)
+    page = w.discover.page
+    assert w.discover.select_id("smol")
+    assert "Not run yet" in page.view.toPlainText() and page.spot.isEnabled()
+    qtbot.mouseClick(page.spot, qtbot_left())
+    assert page.spot_bar.isVisible()
+    qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=120_000)
+    text = page.view.toPlainText()
+    assert "measured here" in text and "harmful requests answered" in text, page.note.text()
+    assert "Spot-check done: 3 probes" in page.note.text()
+
+    w.go("Compare")
+    for i in range(w.compare.pick.count()):
+        w.compare.pick.item(i).setCheckState(Qt_Checked())
+    rows = w.compare.compare()
+    assert [r["model"] for r in rows] == ["smol", "tampered"]
+    labels = [w.compare.table.verticalHeaderItem(i).text() for i in range(w.compare.table.rowCount())]
+    assert "harmful_compliance_rate" in labels and "provenance" in labels
+    assert w.compare.table.item(labels.index("state"), 0).text() == "verified"
+    w.close()
+
+
+def Qt_Checked():
+    from PySide6.QtCore import Qt
+
+    return Qt.Checked

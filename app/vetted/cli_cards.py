@@ -76,47 +76,15 @@ def cmd_spotcheck(ctx, args) -> int:
     return 0
 
 
-def compare_rows(ctx, model_ids: list[str], location: str | None) -> list[dict]:
-    from vetted.cards.view import card
-    from vetted.store import installed
-
-    rows = []
-    for mid in model_ids:
-        entry = entry_for(ctx, mid, location)
-        c = card(entry, ctx.db)
-        try:
-            state = installed.get(ctx.db, mid).state
-        except Exception:
-            state = "not installed"
-        prov = next((p for p in c["provenance"] if p["label"] == "declared"), None) or \
-            (c["provenance"][0] if c["provenance"] else None)
-        bases = [f"{b['name']} [{b['relation']}]" for b in ((prov or {}).get("data") or {}).get("base_models", [])]
-        metrics = {}
-        for sc in c["safety_card"]:
-            for r in (sc["data"] or {}).get("results", []):
-                metrics[r["metric"]] = f"{r['value']:.0%} ({sc['label']})"
-        local = (c["spotcheck"] or {}).get("metrics", {})
-        for name, m in local.items():
-            metrics.setdefault(name, "")
-            metrics[name] += f" local {m['k']}/{m['n']}"
-        mismatches = sum(len(ch["mismatches"]) for ch in (c["consistency"] or {}).get("checks", []))
-        rows.append({"model": mid, "publisher": entry.publisher, "license": entry.license, "state": state,
-                     "signer": entry.signature.signer.spec().describe(),
-                     "provenance": (f"{prov['label']}" + (f" by {prov['by']}" if prov and prov.get('by') else ""))
-                     if prov else "missing",
-                     "base": ", ".join(bases) or "-", "consistency": "n/a" if c["consistency"] is None
-                     else ("ok" if mismatches == 0 else f"{mismatches} mismatch(es)"),
-                     "metrics": metrics})
-    return rows
-
-
 def cmd_compare(ctx, args) -> int:
-    rows = compare_rows(ctx, args.model_ids, args.catalog)
+    from vetted.cards.compare import FIELDS, compare_rows, metric_names as names
+
+    rows = compare_rows([entry_for(ctx, mid, args.catalog) for mid in args.model_ids], ctx.db)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    fields = ["publisher", "license", "state", "signer", "provenance", "base", "consistency"]
-    metric_names = sorted({k for r in rows for k in r["metrics"]})
+    fields = FIELDS
+    metric_names = names(rows)
     width = max(len(f) for f in fields + metric_names) + 2
     col = 34
     print(" " * width + "".join(f"{r['model'][:col - 2]:<{col}}" for r in rows))

@@ -95,7 +95,7 @@ class CatalogFilter(QSortFilterProxyModel):
 class DiscoverPage(QWidget):
     download_requested = Signal(object)  # ModelRow
 
-    def __init__(self) -> None:
+    def __init__(self, db=None) -> None:
         super().__init__()
         self.model = CatalogModel()
         self.proxy = CatalogFilter()
@@ -128,7 +128,7 @@ class DiscoverPage(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_select)
 
-        self.page = ModelPage()
+        self.page = ModelPage(db)
         self.page.download_requested.connect(self.download_requested)
 
         filters = QHBoxLayout()

@@ -8,13 +8,14 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QStackedWid
 from vetted.gui.audit_view import AuditPage
 from vetted.gui.bridge import Runner, error_text
 from vetted.gui.chat_view import ChatPage
+from vetted.gui.compare_view import ComparePage
 from vetted.gui.discover import DiscoverPage
 from vetted.gui.downloads import DownloadsPage
 from vetted.gui.library import LibraryPage
 from vetted.gui.settings_view import SettingsPage
 from vetted.paths import Locations
 
-PAGES = ["Discover", "Downloads", "Library", "Chat", "Audit", "Settings"]
+PAGES = ["Discover", "Compare", "Downloads", "Library", "Chat", "Audit", "Settings"]
 
 
 class MainWindow(QMainWindow):
@@ -27,16 +28,22 @@ class MainWindow(QMainWindow):
         self.nav.addItems(PAGES)
         self.nav.setFixedWidth(130)
         self.stack = QStackedWidget()
-        self.discover = DiscoverPage()
+        self.discover = DiscoverPage(db)
+        self.compare = ComparePage(db)
         self.downloads = DownloadsPage(self.runner, loc)
         self.library = LibraryPage(self.runner, loc, db)
         self.chat = ChatPage(loc, db)
         self.audit = AuditPage(db)
         self.settings_page = SettingsPage(loc)
-        for w in (self.discover, self.downloads, self.library, self.chat, self.audit, self.settings_page):
+        for w in (self.discover, self.compare, self.downloads, self.library, self.chat, self.audit,
+                  self.settings_page):
             self.stack.addWidget(w)
         self.nav.currentRowChanged.connect(self.show_page)
         self.discover.download_requested.connect(self.start_download)
+        self.discover.page.spotcheck_requested.connect(self.start_spotcheck)
+        self.discover.page.spot_cancel.clicked.connect(self.cancel_spotcheck)
+        self.spot_runner = Runner(workers=1, name="vetted-spotcheck")
+        self.spot_cancel = None
         self.downloads.installed.connect(self.on_installed)
         self.library.changed.connect(self.reload_catalogs)
         self.library.chat_requested.connect(self.chat_with)
@@ -101,10 +108,70 @@ class MainWindow(QMainWindow):
         elif not rows and not notes:
             notes.append("The catalogs list no models.")
         self.discover.set_rows(rows, "\n".join(notes))
+        self.compare.set_entries(rows)
 
     def start_download(self, row) -> None:
         self.downloads.add(row.catalog.location, row.entry.id, row.entry.name)
         self.go("Downloads")
+
+    def start_spotcheck(self, row) -> None:
+        """The probe suite runs in its own engine worker, off the UI thread, with progress."""
+        import threading
+
+        from vetted.cards import spotcheck
+        from vetted.runtime.chat import ChatSession
+        from vetted.store.db import open_db
+
+        page = self.discover.page
+        self.spot_cancel = threading.Event()
+        cancel = self.spot_cancel
+        holder: dict = {}
+
+        def job(call, loc, model_id):
+            db = open_db(loc.database)
+            holder["session"] = session = ChatSession(db)
+            try:
+                return spotcheck.run(db, model_id, session=session, cancel=cancel,
+                                     progress=lambda i, n, pid: call.progress.emit((i, n, pid)))
+            finally:
+                session.close()
+                db.conn.close()
+
+        def progress(p) -> None:
+            i, n, pid = p
+            page.spot_bar.setMaximum(n)
+            page.spot_bar.setValue(i)
+            page.spot_bar.setFormat(f"spot-check %v/%m ({pid})")
+
+        def finish(result=None, error=None) -> None:
+            page.spot_bar.hide()
+            page.spot_cancel.hide()
+            if page.row is not None:
+                page.show_row(page.row)
+            if error is not None:
+                page.note.setText("✖ Spot-check failed: " + error_text(error))
+            elif result.status == "cancelled":
+                page.note.setText("Spot-check cancelled; nothing was recorded.")
+            else:
+                page.note.setText(f"Spot-check done: {len(result.results)} probes in {result.seconds:.0f} s.")
+
+        def cancel_now() -> None:
+            cancel.set()
+            if "session" in holder:
+                holder["session"].stop()
+
+        self._cancel_spot = cancel_now
+        page.spot_bar.setValue(0)
+        page.spot_bar.show()
+        page.spot_cancel.show()
+        page.spot.setEnabled(False)
+        page.note.setText("Running the spot-check on the exact installed file…")
+        self.spot_runner.run(job, self.loc, row.entry.id, on_progress=progress,
+                             on_done=lambda r: finish(result=r), on_failed=lambda e: finish(error=e))
+
+    def cancel_spotcheck(self) -> None:
+        if getattr(self, "_cancel_spot", None):
+            self._cancel_spot()
 
     def on_installed(self, model_id: str) -> None:
         self.library.refresh()
@@ -120,6 +187,8 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("geometry", self.saveGeometry())
         self.qsettings.setValue("page", self.nav.currentRow())
         self.qsettings.sync()
+        self.cancel_spotcheck()
         self.chat.shutdown()
         self.runner.shutdown()
+        self.spot_runner.shutdown()
         super().closeEvent(event)

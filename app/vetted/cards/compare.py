@@ -1,0 +1,54 @@
+"""Models side by side: trust state, provenance and safety metrics in one table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from vetted.cards.view import card
+from vetted.catalog.schema import ModelEntry
+
+
+def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    from vetted.store import installed
+
+    rows = []
+    for entry in entries:
+        c = card(entry, db)
+        try:
+            state = installed.get(db, entry.id).state
+        except Exception:
+            state = "not installed"
+        prov = next((p for p in c["provenance"] if p["label"] == "declared"), None) or \
+            (c["provenance"][0] if c["provenance"] else None)
+        pdata = (prov or {}).get("data") or {}
+        bases = []
+        for b in pdata.get("base_models", []):
+            teachers = f" from {', '.join(b['teachers'])}" if b.get("teachers") else ""
+            bases.append(f"{b['name']} [{b['relation']}{teachers}]")
+        metrics: dict[str, str] = {}
+        for sc in c["safety_card"]:
+            for r in (sc["data"] or {}).get("results", []):
+                metrics[r["metric"]] = f"{r['value']:.0%} ({sc['label']})"
+        for name, m in ((c["spotcheck"] or {}).get("metrics") or {}).items():
+            metrics[name] = (metrics.get(name, "") + f" local {m['k']}/{m['n']}").strip()
+        flags = sorted({f for sc in c["safety_card"] for f in (sc["data"] or {}).get("flags", [])})
+        mismatches = sum(len(ch["mismatches"]) for ch in (c["consistency"] or {}).get("checks", []))
+        rows.append({
+            "model": entry.id, "name": entry.name, "publisher": entry.publisher, "license": entry.license,
+            "state": state, "signer": entry.signature.signer.spec().describe(),
+            "provenance": "missing" if not prov else prov["label"] + (f" by {prov['by']}" if prov.get("by") else ""),
+            "base": ", ".join(bases) or "-", "flags": ", ".join(flags) or "-",
+            "consistency": "n/a (not installed)" if c["consistency"] is None
+            else ("ok" if mismatches == 0 else f"{mismatches} mismatch(es)"),
+            "metrics": metrics,
+        })
+    return rows
+
+
+FIELDS = ["publisher", "license", "state", "signer", "provenance", "base", "flags", "consistency"]
+
+
+def metric_names(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({k for r in rows for k in r["metrics"]})
