@@ -16,7 +16,7 @@ def main(out_dir: str) -> int:
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ["VETTED_HOME"] = tempfile.mkdtemp(prefix="vetted-shots-")
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from vetted.demo import build_demo
@@ -26,7 +26,7 @@ def main(out_dir: str) -> int:
 
     app = QApplication(sys.argv)
     app.setStyle("Fusion")
-    build_demo()
+    build_demo()  # first run: includes the spot-check that the demo safety cards report
     loc = locations().ensure()
     win = MainWindow(loc, open_db(loc.database))
     win.resize(1280, 800)
@@ -46,10 +46,10 @@ def main(out_dir: str) -> int:
         print("wrote", out / f"{name}.png")
 
     wait(lambda: win.discover.model.rowCount() > 0)
-    win.discover.select_id("smollm2-135m-instruct-q4_1")
+    win.discover.select_id("gemma-3-270m-q4_k_m")  # SmolLM2 is installed by the demo build
     shot("discover")
     win.discover.page.download.click()
-    item = win.downloads.items["smollm2-135m-instruct-q4_1"]
+    item = win.downloads.items["gemma-3-270m-q4_k_m"]
     wait(lambda: item.state != "running")
     shot("downloads")
     win.go("Library")
@@ -66,8 +66,16 @@ def main(out_dir: str) -> int:
     win.go("Audit")
     shot("audit")
     win.go("Discover")
-    win.discover.select_id("gemma-3-270m-q4_k_m")
+    win.reload_catalogs()
+    wait(lambda: win.discover.model.rowCount() > 0 and win.discover.model.rows[0].installed_state is not None)
+    win.discover.select_id("smollm2-135m-instruct-q4_1")
+    win.discover.page.view.scrollToAnchor("safety")
     shot("model-page")
+    win.go("Compare")
+    for i in range(win.compare.pick.count()):
+        win.compare.pick.item(i).setCheckState(Qt.Checked)
+    win.compare.compare()
+    shot("compare")
     win.close()
     return 0
 

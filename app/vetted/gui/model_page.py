@@ -56,9 +56,9 @@ def render_row(row: ModelRow, card: dict | None = None) -> str:
 
 def _bar(value: float, colour: str) -> str:
     """A small inline bar: reads faster than a column of percentages."""
-    width = max(1, int(value * 120))
-    return (f'<span style="background:{colour}">{"&nbsp;" * max(1, width // 6)}</span>'
-            f'<span style="background:#dddddd">{"&nbsp;" * max(0, (120 - width) // 6)}</span>')
+    filled = round(max(0.0, min(1.0, value)) * 20)
+    return (f'<span style="background:{colour}">{"&nbsp;" * filled}</span>'
+            f'<span style="background:#dddddd">{"&nbsp;" * (20 - filled)}</span>')
 
 
 def render_card(c: dict) -> str:
@@ -96,7 +96,7 @@ def render_card(c: dict) -> str:
             else:
                 parts.append(f"<p>{badge('verified')} The installed file agrees with the declared architecture, "
                              "tokenizer, vocabulary, size, quantisation and context length.</p>")
-    parts.append("<h3>Safety card</h3>")
+    parts.append('<a name="safety"></a><h3>Safety card</h3>')
     if not c["safety_card"]:
         parts.append(f"<p>{badge('missing')} No safety evaluation is published for this model: "
                      "not evaluated, not hidden.</p>")
