@@ -92,6 +92,7 @@ def _pull_locked(loc, db, cat, entry: ModelEntry, progress, cancel, timeout, log
     sources = sources_for(entry, cat.base, timeout)
     failures: list[str] = []
     last_refusal: Refused | None = None
+    last_download: DownloadError | None = None
     for source in sources:
         try:
             log(f"trying {source.label}")
@@ -105,14 +106,17 @@ def _pull_locked(loc, db, cat, entry: ModelEntry, progress, cancel, timeout, log
         except Refused as exc:
             audit.record(db, "model.pull", entry.id, "refused", f"{source.label}: {exc.line()}",
                          spec_description(spec))
-            failures.append(f"{source.label}: {exc.line()}")
+            failures.append(f"{source.label}: {exc.checked}: {exc.found}")
             last_refusal = exc
         except DownloadError as exc:
-            failures.append(f"{source.label}: {exc.line()}")
+            failures.append(f"{source.label}: {exc.checked}: {exc.found}")
+            last_download = exc
     summary = " | ".join(failures) or "no sources"
     if last_refusal is not None:
         raise Refused(f"pull of {entry.id}", summary, last_refusal.action or "the sources do not serve the signed files")
-    raise DownloadError(f"pull of {entry.id}", summary, "check the network or the sources, then run again to resume")
+    raise DownloadError(f"pull of {entry.id}", summary,
+                        (last_download.action if last_download else "") or
+                        "check the network or the sources, then run again to resume")
 
 
 def spec_description(spec) -> str:
