@@ -90,7 +90,9 @@ def test_changed_file_is_refused_before_load(session: ChatSession) -> None:
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
         f.seek(5_000_000)
-        f.write(b"\x00\x01")
+        old = f.read(2)
+        f.seek(5_000_000)
+        f.write(bytes(b ^ 0xFF for b in old))
     conv = session.chats.create(MODEL, "t", params=FAST)
     with pytest.raises(Refused, match="sha256 is now"):
         session.send(conv, "hi")

@@ -168,7 +168,9 @@ def test_cli_pull_models_check_remove_audit(tmp_path, signing_key, cli) -> None:
     os.chmod(store_file, 0o644)
     with open(store_file, "r+b") as f:
         f.seek(10)
-        f.write(b"X")
+        old = f.read(1)
+        f.seek(10)
+        f.write(bytes([old[0] ^ 0xFF]))
     bad = cli("check", "tiny")
     assert bad.returncode == 1 and "refused" in bad.stdout
     assert "REFUSED" in cli("models").stdout
@@ -177,3 +179,10 @@ def test_cli_pull_models_check_remove_audit(tmp_path, signing_key, cli) -> None:
     assert cli("remove", "tiny").returncode == 0
     assert not store_file.exists()
     assert "no models installed" in cli("models").stdout
+
+
+def test_file_verified_in_an_earlier_boot_is_rehashed_once(loc, db, catalog) -> None:
+    pull(loc, db, catalog, "tiny")
+    db.execute("UPDATE installed_files SET boot_id = 'an-earlier-boot'")
+    assert installed.check(db, "tiny").rehashed == ["tiny.gguf"]
+    assert installed.check(db, "tiny").fast_path == ["tiny.gguf"]  # re-verified in this boot

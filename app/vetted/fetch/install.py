@@ -2,8 +2,8 @@
 
   signature bundle first (a few KB) → verified against the catalog's pinned signer →
   its digests must equal the signed catalog's → each file streamed into quarantine,
-  hashed as it lands → digest and size equal the catalog's → fsync → atomic rename
-  into the content-addressed store → recorded, with the decision in the audit log.
+  hashed as it lands → digest and size equal the catalog's → atomic rename into the
+  content-addressed store → recorded (with this boot's id), the decision audited.
 
 A file whose bytes are wrong is deleted from quarantine (it can never be resumed); a
 transfer that merely stopped is kept and resumed next time.
@@ -181,7 +181,8 @@ def _install(loc, db, cat: LoadedCatalog, entry: ModelEntry, source: Source, bun
             os.replace(part.path, target)
             _fsync_dir(target.parent)
         st = target.stat()
-        files.append(installed.InstalledFile(name, f.sha256, f.size, target, st.st_ino, st.st_mtime_ns))
+        files.append(installed.InstalledFile(name, f.sha256, f.size, target, st.st_ino, st.st_mtime_ns,
+                                             installed.boot_id()))
     sig_dir = loc.store / "signatures"
     sig_dir.mkdir(parents=True, exist_ok=True)
     sig_path = sig_dir / f"{entry.id}.{hashlib.sha256(bundle).hexdigest()[:16]}.sig"

@@ -125,6 +125,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX spotchecks_sha ON spotchecks(sha256, id);
     """,
+    # 4: the boot a file was last verified in. Installs do not fsync (that would tie a
+    # download to the disk's write speed); instead a file verified in an earlier boot is
+    # fully re-hashed before its first load, so bytes lost in a power cut never run.
+    """
+    ALTER TABLE installed_files ADD COLUMN boot_id TEXT;
+    """,
 ]
 
 

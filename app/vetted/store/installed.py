@@ -1,7 +1,8 @@
 """Installed models and the re-check that runs before every load (DESIGN.md invariant 1).
 
-Fast path: size, mtime and inode as recorded at install. If any changed (or on
-demand) the file is re-hashed; a digest that no longer matches marks the model refused.
+Fast path: size, mtime and inode as recorded at install, in the same boot. If any
+changed, the machine rebooted since (the bytes may not have reached the disk), or on
+demand, the file is re-hashed; a digest that no longer matches marks the model refused.
 The stored signature bundle is re-verified against the pinned signer each time (cheap).
 """
 
@@ -20,6 +21,17 @@ from vetted.errors import InputError, Refused
 from vetted.store import audit
 
 
+def boot_id() -> str:
+    """Identifies the current boot: Linux's boot_id, elsewhere the boot time to the minute."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        import time
+
+        return f"boot@{int((time.time() - time.monotonic()) // 60)}"
+
+
 @dataclass(frozen=True)
 class InstalledFile:
     name: str
@@ -28,6 +40,7 @@ class InstalledFile:
     path: Path
     inode: int
     mtime_ns: int
+    boot_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,10 @@ def add(db: sqlite_utils.Database, model: InstalledModel) -> None:
         )
         for f in model.files:
             db.conn.execute(
-                "INSERT INTO installed_files (model_id, name, sha256, size, path, inode, mtime_ns, verified_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [model.model_id, f.name, f.sha256, f.size, str(f.path), f.inode, f.mtime_ns, model.verified_at],
+                "INSERT INTO installed_files (model_id, name, sha256, size, path, inode, mtime_ns, verified_at,"
+                " boot_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [model.model_id, f.name, f.sha256, f.size, str(f.path), f.inode, f.mtime_ns, model.verified_at,
+                 f.boot_id],
             )
 
 
@@ -86,7 +100,7 @@ def all_models(db: sqlite_utils.Database) -> list[InstalledModel]:
 
 def _build(db: sqlite_utils.Database, r: dict[str, Any]) -> InstalledModel:
     files = tuple(
-        InstalledFile(f["name"], f["sha256"], f["size"], Path(f["path"]), f["inode"], f["mtime_ns"])
+        InstalledFile(f["name"], f["sha256"], f["size"], Path(f["path"]), f["inode"], f["mtime_ns"], f["boot_id"])
         for f in db.query("SELECT * FROM installed_files WHERE model_id = ? ORDER BY name", [r["model_id"]])
     )
     return InstalledModel(
@@ -107,8 +121,9 @@ def set_state(db: sqlite_utils.Database, model_id: str, state: str, reason: str 
             db.conn.execute("UPDATE installed_models SET state=?, state_reason=? WHERE model_id=?",
                             [state, reason, model_id])
         for f in refresh_files or []:
-            db.conn.execute("UPDATE installed_files SET inode=?, mtime_ns=?, verified_at=? WHERE model_id=? AND name=?",
-                            [f.inode, f.mtime_ns, audit.now(), model_id, f.name])
+            db.conn.execute("UPDATE installed_files SET inode=?, mtime_ns=?, verified_at=?, boot_id=?"
+                            " WHERE model_id=? AND name=?",
+                            [f.inode, f.mtime_ns, audit.now(), f.boot_id, model_id, f.name])
 
 
 @dataclass(frozen=True)
@@ -138,7 +153,8 @@ def check(db: sqlite_utils.Database, model_id: str, full: bool = False, purpose:
             if signed_digest != f.sha256:
                 raise Refused(f"signature of {model_id}", f"no longer covers {f.name} as installed")
             unchanged = st.st_size == f.size and st.st_mtime_ns == f.mtime_ns and st.st_ino == f.inode
-            if unchanged and not full:
+            same_boot = f.boot_id == boot_id()  # else the bytes may not have reached the disk
+            if unchanged and same_boot and not full:
                 fast.append(f.name)
                 continue
             if st.st_size != f.size:
@@ -151,7 +167,7 @@ def check(db: sqlite_utils.Database, model_id: str, full: bool = False, purpose:
                 raise Refused(f"installed file {f.name} of {model_id}",
                               f"sha256 is now {actual}, {f.sha256} was verified at install",
                               f"the file was changed after install; run `vetted remove {model_id}` and pull it again")
-            refreshed.append(InstalledFile(f.name, f.sha256, f.size, f.path, st.st_ino, st.st_mtime_ns))
+            refreshed.append(InstalledFile(f.name, f.sha256, f.size, f.path, st.st_ino, st.st_mtime_ns, boot_id()))
     except Refused as exc:
         set_state(db, model_id, "refused", exc.line())
         audit.record(db, f"model.{purpose}", model_id, "refused", exc.line(), model.signer)
