@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from vetted.errors import InputError, Refused, VettedError
+from vetted.units import human_size
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -123,7 +124,7 @@ def cmd_catalog(ctx: Context, args) -> int:
     installed_ids = _installed_ids(ctx)
     for m in models:
         mark = "installed" if m.id in installed_ids else ""
-        print(f"  {m.id:<34} {m.name:<28} {_size(m.size):>9}  {m.license:<20} {m.publisher}  {mark}")
+        print(f"  {m.id:<34} {m.name:<28} {human_size(m.size):>9}  {m.license:<20} {m.publisher}  {mark}")
     if not models:
         print("  (no models match)")
     return EXIT_OK
@@ -150,12 +151,6 @@ def _installed_ids(ctx: Context) -> set[str]:
     return {m.model_id for m in installed.all_models(ctx.db)}
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 def cmd_pull(ctx: Context, args) -> int:
@@ -199,7 +194,7 @@ def cmd_models(ctx: Context, args) -> int:
         print("no models installed; see `vetted catalog` and `vetted pull MODEL_ID`")
     for m in models:
         state = "verified" if m.state == "verified" else f"REFUSED: {m.state_reason}"
-        print(f"{m.model_id:<34} {_size(m.size):>9}  {state}  (signed by {m.signer}; checked {m.verified_at})")
+        print(f"{m.model_id:<34} {human_size(m.size):>9}  {state}  (signed by {m.signer}; checked {m.verified_at})")
     return EXIT_OK
 
 

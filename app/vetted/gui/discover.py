@@ -10,17 +10,12 @@ from PySide6.QtWidgets import (
 
 from vetted.gui.model_page import ModelPage
 from vetted.services import ModelRow
+from vetted.units import human_size as human
 
 COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
 FIT_TEXT = {"ok": "yes", "tight": "tight", "too_big": "no"}
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 class CatalogModel(QAbstractTableModel):

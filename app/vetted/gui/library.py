@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
 )
 
 from vetted.gui.bridge import Runner, error_text
-from vetted.gui.discover import human
+from vetted.units import human_size as human
 from vetted.paths import Locations
 from vetted.store import installed
 

@@ -22,7 +22,7 @@ def fact(label: str, value: str, kind: str) -> str:
 
 
 def render_row(row: ModelRow, card: dict | None = None) -> str:
-    from vetted.gui.discover import human
+    from vetted.units import human_size as human
 
     e = row.entry
     verified = row.installed_state == "verified"
@@ -170,7 +170,7 @@ class ModelPage(QWidget):
         self.show_row(None)
 
     def show_row(self, row: ModelRow | None) -> None:
-        from vetted.gui.discover import human
+        from vetted.units import human_size as human
 
         self.row = row
         if row is None:

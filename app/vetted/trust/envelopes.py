@@ -114,26 +114,30 @@ def _read_pb_signature(raw: bytes):
             raise _refusal("reading the signature bundle", exc, "the signature file is malformed") from None
 
 
+def _pb_verify(make_verifier, pem: bytes, loading: str, loading_action: str, signature,
+               checked: str, action: str) -> tuple[str, bytes]:
+    """model_signing's key and certificate verifiers read PEM from a path; give them one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pem_path = Path(tmp) / "trust.pem"
+        pem_path.write_bytes(pem)
+        try:
+            verifier = make_verifier(pem_path)
+        except Exception as exc:
+            raise _refusal(loading, exc, loading_action) from None
+    try:
+        with _quiet_library():
+            return verifier._verify_signed_content(signature)
+    except Exception as exc:
+        raise _refusal(checked, exc, action) from None
+
+
 def verify_key_dsse(raw: bytes, spec: PublicKey) -> VerifiedEnvelope:
     from model_signing._signing import sign_ec_key
 
-    signature = _read_pb_signature(raw)
-    with tempfile.TemporaryDirectory() as tmp:
-        key_path = Path(tmp) / "key.pem"
-        key_path.write_bytes(spec.key_pem)
-        try:
-            verifier = sign_ec_key.Verifier(key_path)
-        except Exception as exc:
-            raise _refusal("loading the public key", exc, "pass an EC public key in PEM form") from None
-    try:
-        with _quiet_library():
-            payload_type, payload = verifier._verify_signed_content(signature)
-    except Exception as exc:
-        raise _refusal(
-            f"signature against {spec.describe()}",
-            exc,
-            "the file was not signed with this key, or the bundle was altered",
-        ) from None
+    payload_type, payload = _pb_verify(
+        sign_ec_key.Verifier, spec.key_pem, "loading the public key", "pass an EC public key in PEM form",
+        _read_pb_signature(raw), f"signature against {spec.describe()}",
+        "the file was not signed with this key, or the bundle was altered")
     return VerifiedEnvelope(payload_type, payload, spec.describe())
 
 
@@ -161,22 +165,10 @@ def verify_certificate_dsse(raw: bytes, spec: CertificateChain) -> VerifiedEnvel
             "certificate chain", "none given", "pass the organisation's CA certificate(s)"
         )
     signature = _read_pb_signature(raw)
-    with tempfile.TemporaryDirectory() as tmp:
-        chain_path = Path(tmp) / "chain.pem"
-        chain_path.write_bytes(spec.chain_pem)
-        try:
-            verifier = sign_certificate.Verifier([chain_path])
-        except Exception as exc:
-            raise _refusal("loading the certificate chain", exc, "pass PEM certificates") from None
-    try:
-        with _quiet_library():
-            payload_type, payload = verifier._verify_signed_content(signature)
-    except Exception as exc:
-        raise _refusal(
-            f"certificate signature against {spec.describe()}",
-            exc,
-            "the signing certificate does not chain to the pinned CA, or the bundle was altered",
-        ) from None
+    payload_type, payload = _pb_verify(
+        lambda path: sign_certificate.Verifier([path]), spec.chain_pem, "loading the certificate chain",
+        "pass PEM certificates", signature, f"certificate signature against {spec.describe()}",
+        "the signing certificate does not chain to the pinned CA, or the bundle was altered")
     leaf = x509.load_der_x509_certificate(
         signature.bundle.verification_material.x509_certificate_chain.certificates[0].raw_bytes
     )
