@@ -103,7 +103,7 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from vetted.demo import build_demo
 
-    build_demo()  # a real catalog for the app to verify at start-up
+    build_demo()  # a real catalog for the app to verify at start-up (first build runs its spot-check)
     env = dict(os.environ)
 
     cold_start("bare", env), cold_start("vetted", env)  # warm the OS file cache for both
@@ -132,11 +132,12 @@ def main() -> int:
     print(f"idle RSS: {idle_rss:.0f} MB")
     probe = Probe()
 
-    # -- download (hashing while copying 98 MB from the demo's local mirror)
-    win.discover.select_id("smollm2-135m-instruct-q4_1")
+    # -- download (hashing while copying Gemma's 253 MB from the demo's local mirror;
+    #    SmolLM2 was installed when the demo's spot-check ran)
+    win.discover.select_id("gemma-3-270m-q4_k_m")
     probe.start()
     win.discover.page.download.click()
-    item = win.downloads.items["smollm2-135m-instruct-q4_1"]
+    item = win.downloads.items["gemma-3-270m-q4_k_m"]
     spin(app, lambda: item.state != "running")
     stall_download = probe.stop()
     assert item.state == "done", item.info.text()

@@ -8,8 +8,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from vetted.cards.compare import FIELDS, compare_rows, metric_names
-
 
 class ComparePage(QWidget):
     def __init__(self, db) -> None:
@@ -52,6 +50,8 @@ class ComparePage(QWidget):
                 if self.pick.item(i).checkState() == Qt.Checked]
 
     def compare(self, ids: list[str] | None = None) -> list[dict]:
+        from vetted.cards.compare import FIELDS, compare_rows, metric_names  # on demand: keeps start-up light
+
         ids = ids or self.ticked()
         if len(ids) < 2:
             self.hint.setText("Tick at least two models to compare.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView,
@@ -9,11 +11,13 @@ from PySide6.QtWidgets import (
 )
 
 from vetted.gui.model_page import ModelPage
-from vetted.services import ModelRow
 from vetted.units import human_size as human
 
 COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
 FIT_TEXT = {"ok": "yes", "tight": "tight", "too_big": "no"}
+
+if TYPE_CHECKING:  # the core is imported after the first paint, not before
+    from vetted.services import ModelRow
 
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QStackedWidget, QWidget
 
 from vetted.gui.audit_view import AuditPage
@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
             self.resize(1200, 760)
         self.nav.setCurrentRow(int(self.qsettings.value("page", 0)))
         self.states = []
-        self.reload_catalogs()
+        # verify catalogs once the window has painted: the first frame waits for nothing
+        QTimer.singleShot(0, self.reload_catalogs)
 
     def show_page(self, i: int) -> None:
         self.stack.setCurrentIndex(i)

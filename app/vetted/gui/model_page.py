@@ -3,12 +3,16 @@ known (DESIGN.md invariant 8), and the download button with size and memory."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import html
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from vetted.services import ModelRow
+if TYPE_CHECKING:  # the core is imported after the first paint, not before
+    from vetted.services import ModelRow
+
 
 LABEL_COLOURS = {"verified": "#1b7f3a", "declared": "#1f5fa8", "unverified": "#a15c00", "missing": "#777777"}
 
