@@ -1,0 +1,100 @@
+"""Keyless signatures made inside the test suite by a local test Sigstore verify with the
+right identity and issuer, and are refused with a wrong identity, a wrong issuer,
+another trusted root, or a changed byte — through the API and through `vetted verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_sigstore import LocalSigstore
+from vetted.errors import Refused
+from vetted.trust.identity import SigstoreIdentity
+from vetted.trust.verify import verify_path
+
+IDENTITY = "release@models.example"
+ISSUER = "https://issuer.models.example"
+
+
+@pytest.fixture
+def signed(tmp_path: Path):
+    store = LocalSigstore("one")
+    root = store.trusted_root(tmp_path / "trusted_root.json")
+    artifact = tmp_path / "model.gguf"
+    artifact.write_bytes(b"GGUF" + bytes(range(256)) * 400)
+    s = store.sign(artifact, IDENTITY, ISSUER, tmp_path / "model.gguf.sigstore.json")
+    return s, root
+
+
+def test_verifies_with_the_right_identity_and_issuer(signed) -> None:
+    s, root = signed
+    verdict = verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
+    assert verdict.kind == "file" and IDENTITY in verdict.signer
+
+
+def test_uri_identity_like_a_ci_workflow(tmp_path: Path) -> None:
+    store = LocalSigstore("ci")
+    root = store.trusted_root(tmp_path / "root.json")
+    art = tmp_path / "a.bin"
+    art.write_bytes(b"x" * 1000)
+    wf = "https://github.com/example/models/.github/workflows/release.yml@refs/tags/v1"
+    s = store.sign(art, wf, "https://token.actions.githubusercontent.com", tmp_path / "a.sig")
+    assert verify_path(art, s.bundle, SigstoreIdentity(wf, "https://token.actions.githubusercontent.com", root))
+
+
+@pytest.mark.parametrize("identity, issuer, match", [
+    ("mallory@models.example", ISSUER, "SANs do not match"),
+    (IDENTITY, "https://accounts.evil.example", "OIDCIssuer does not match"),
+])
+def test_wrong_identity_or_issuer_refused(signed, identity, issuer, match) -> None:
+    s, root = signed
+    with pytest.raises(Refused, match=match):
+        verify_path(s.artifact, s.bundle, SigstoreIdentity(identity, issuer, root))
+
+
+def test_another_trusted_root_refused(signed, tmp_path: Path) -> None:
+    s, _root = signed
+    other = LocalSigstore("two").trusted_root(tmp_path / "other_root.json")
+    with pytest.raises(Refused):
+        verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, other))
+    with pytest.raises(Refused):  # nor does the public-good root accept a private instance's signature
+        verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER))
+
+
+def test_changed_byte_refused(signed) -> None:
+    s, root = signed
+    data = bytearray(s.artifact.read_bytes())
+    data[500] ^= 0x01
+    s.artifact.write_bytes(bytes(data))
+    with pytest.raises(Refused, match="digest mismatch|Signature is invalid"):
+        verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
+
+
+def test_cli(signed, cli) -> None:
+    s, root = signed
+    base = ["verify", str(s.artifact), "--signature", str(s.bundle), "--trusted-root", str(root)]
+    ok = cli(*base, "--identity", IDENTITY, "--issuer", ISSUER)
+    assert ok.returncode == 0 and ok.stdout.startswith("verified:") and IDENTITY in ok.stdout
+    bad = cli(*base, "--identity", "mallory@models.example", "--issuer", ISSUER)
+    assert bad.returncode == 1 and bad.stdout.startswith("refused:") and bad.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("field, match", [
+    ("integratedTime", "SET: invalid inclusion promise"),
+    ("checkpoint", "checkpoint"),
+])
+def test_tampered_log_entry_refused(signed, field, match) -> None:
+    import json
+
+    s, root = signed
+    doc = json.loads(s.bundle.read_text())
+    entry = doc["verificationMaterial"]["tlogEntries"][0]
+    if field == "integratedTime":
+        entry["integratedTime"] = str(int(entry["integratedTime"]) + 60)
+    else:
+        env = entry["inclusionProof"]["checkpoint"]["envelope"]
+        entry["inclusionProof"]["checkpoint"]["envelope"] = env.replace("\n1\n", "\n2\n", 1)
+    s.bundle.write_text(json.dumps(doc))
+    with pytest.raises(Refused, match=match):
+        verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
