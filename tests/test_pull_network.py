@@ -185,3 +185,33 @@ def test_kill_9_during_pull_then_resume(hub, loc, db, signing_key, cli, tmp_path
         assert int(ranges[-1].split("=")[1].rstrip("-")) > 0
     finally:
         h.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_cleanly_and_the_next_pull_resumes(loc, db, signing_key, cli, tmp_path) -> None:
+    big = make_model(tmp_path / "src2", "slow.gguf", 32 * 1024 * 1024)
+    cat = build(tmp_path / "slow", signing_key[0], models=[{
+        "id": "slow", "name": "Slow", "publisher": "P", "license": "MIT", "path": str(big),
+        "sources": {"huggingface": {"repo": "org/slow", "commit": COMMIT}}}])
+    h = Hub(cat.parent / "mirror", COMMIT)
+    h.b.throttle_bps = 8 * 1024 * 1024
+    env = {"HF_ENDPOINT": h.url}
+    try:
+        assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
+        proc = subprocess.Popen([str(VENV_BIN / "vetted"), "pull", "slow", "--catalog", str(cat)],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                p.stat().st_size > 4 * 1024 * 1024 for p in loc.quarantine.glob("*.part")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (out, err)
+        assert "partial download is kept" in err and _store_empty(loc)
+        h.b.throttle_bps = None
+        again = cli("pull", "slow", "--catalog", str(cat), env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        ranges = [r["range"] for r in h.b.requests if r["path"].endswith("slow.gguf")]
+        assert ranges[-1] is not None and int(ranges[-1].split("=")[1].rstrip("-")) > 0
+    finally:
+        h.close()
