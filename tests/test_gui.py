@@ -223,3 +223,55 @@ def Qt_Checked():
     from PySide6.QtCore import Qt
 
     return Qt.Checked
+
+
+def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> None:
+    from catalog_kit import make_model
+    from loopback_hub import Hub
+
+    models = [{"id": name, "name": name.title(), "publisher": "P", "license": "MIT",
+               "path": str(make_model(tmp_path / "src", f"{name}.gguf", 12 * 1024 * 1024)),
+               "sources": {"mirrors": ["http://127.0.0.1:9"]}} for name in ("paused", "cancelled")]
+    cat = build(tmp_path / "cat", signing_key[0], models=models)
+    hub = Hub(cat.parent / "mirror", "0" * 40)
+    try:
+        import json
+
+        from vetted.publish import sign_file_or_folder
+
+        doc = json.loads(cat.read_text())
+        for m in doc["models"]:
+            m["sources"]["mirrors"] = [f"{hub.url}/mirror"]
+        cat.write_text(json.dumps(doc))
+        sign_file_or_folder(cat, signing_key[0], cat.with_name("catalog.json.sig"))
+        s = Settings.load(loc)
+        s.subscribe(CatalogSubscription(str(cat), PublicKey(signing_key[1].read_bytes())))
+        s.save(loc)
+        hub.b.throttle_bps = 4 * 1024 * 1024
+        w = open_window(qtbot, loc)
+
+        def started(mid):
+            assert w.discover.select_id(mid)
+            qtbot.mouseClick(w.discover.page.download, qtbot_left())
+            item = w.downloads.items[mid]
+            qtbot.waitUntil(lambda: any(p.stat().st_size > 2 * 1024 * 1024 for p in loc.quarantine.glob("*.part")),
+                            timeout=30_000)
+            return item
+
+        item = started("paused")
+        qtbot.mouseClick(item.pause_btn, qtbot_left())
+        qtbot.waitUntil(lambda: item.state == "paused", timeout=10_000)
+        assert "Paused" in item.info.text() and list(loc.quarantine.glob("*.part"))
+        hub.b.throttle_bps = None
+        qtbot.mouseClick(item.resume_btn, qtbot_left())
+        qtbot.waitUntil(lambda: item.state == "done", timeout=30_000)
+        assert any(r["range"] for r in hub.b.requests if r["path"].endswith("paused.gguf"))
+
+        hub.b.throttle_bps = 4 * 1024 * 1024
+        item2 = started("cancelled")
+        qtbot.mouseClick(item2.cancel_btn, qtbot_left())
+        qtbot.waitUntil(lambda: item2.state == "cancelled", timeout=10_000)
+        assert "discarded" in item2.info.text() and not list(loc.quarantine.glob("*.part"))
+        w.close()
+    finally:
+        hub.close()

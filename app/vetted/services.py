@@ -121,3 +121,22 @@ def check_model(loc: Locations, model_id: str, full: bool = True) -> installed.C
         return installed.check(db, model_id, full=full)
     finally:
         db.conn.close()
+
+
+def discard_partial(loc: Locations, location: str, model_id: str) -> int:
+    """Cancel for good: deletes a model's partial downloads from quarantine (Pause keeps them)."""
+    from vetted.store.db import open_db
+
+    db = open_db(loc.database)
+    try:
+        sub = Settings.load(loc).find(location)
+        entry = load(sub.location, sub.signer, db).catalog.model(model_id)
+    finally:
+        db.conn.close()
+    removed = 0
+    for f in entry.files:
+        part = loc.quarantine / f"{f.sha256}.part"
+        if part.exists():
+            part.unlink()
+            removed += 1
+    return removed

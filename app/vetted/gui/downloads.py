@@ -27,14 +27,16 @@ class DownloadItem(QFrame):
         self.info = QLabel("starting…")
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.cancel_btn = QPushButton("Cancel", accessibleName=f"Cancel download of {name}")
+        self.pause_btn = QPushButton("Pause", accessibleName=f"Pause download of {name}")
         self.resume_btn = QPushButton("Resume", accessibleName=f"Resume download of {name}")
-        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn = QPushButton("Cancel", accessibleName=f"Cancel download of {name} and discard it")
+        self.pause_btn.clicked.connect(self.pause)
         self.resume_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.cancel)
         row = QHBoxLayout()
         row.addWidget(self.bar, 1)
-        row.addWidget(self.cancel_btn)
-        row.addWidget(self.resume_btn)
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
+            row.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(row)
@@ -49,6 +51,8 @@ class DownloadItem(QFrame):
         self.t0 = time.monotonic()
         self.first_done: int | None = None
         self.state = "running"
+        self.discard = False
+        self.pause_btn.setEnabled(True)
         self.cancel_btn.setEnabled(True)
         self.resume_btn.setEnabled(False)
         self.info.setText("checking the catalog and the publisher's signature…")
@@ -61,8 +65,32 @@ class DownloadItem(QFrame):
         self.call = self.runner.run(job, self.loc, self.location, self.model_id,
                                     on_progress=self._progress, on_done=self._done, on_failed=self._failed)
 
-    def cancel(self) -> None:
+    def pause(self) -> None:
+        """Stops the transfer; the partial file stays in quarantine and Resume continues it."""
         self.cancel_event.set()
+
+    def cancel(self) -> None:
+        """Stops the transfer (if running) and throws the partial download away."""
+        from vetted.services import discard_partial
+
+        self.discard = True
+        if self.state == "running":
+            self.cancel_event.set()  # _failed discards once the transfer has stopped
+        else:
+            self._discard(discard_partial)
+
+    def _discard(self, discard_partial) -> None:
+        self.runner.run(lambda _c: discard_partial(self.loc, self.location, self.model_id),
+                        on_done=lambda _n: self._discarded(), on_failed=lambda e: self.info.setText(error_text(e)))
+
+    def _discarded(self) -> None:
+        self.state = "cancelled"
+        self.bar.setValue(0)
+        self.info.setText("Cancelled. The partial download was discarded.")
+        for b in (self.pause_btn, self.cancel_btn):
+            b.setEnabled(False)
+        self.resume_btn.setText("Start again")
+        self.resume_btn.setEnabled(True)
 
     def _progress(self, p) -> None:
         name, done, total = p
@@ -81,7 +109,8 @@ class DownloadItem(QFrame):
         self.state = "done"
         self.bar.setMaximum(1)
         self.bar.setValue(1)
-        self.cancel_btn.setEnabled(False)
+        for b in (self.pause_btn, self.cancel_btn, self.resume_btn):
+            b.setEnabled(False)
         m = result.model
         self.info.setText(f"✔ Verified and installed. sha256 matches catalog {m.catalog_id} v{m.catalog_version}; "
                           f"publisher signature by {m.signer}. Source: {result.source}.")
@@ -90,11 +119,16 @@ class DownloadItem(QFrame):
     def _failed(self, exc) -> None:
         from vetted.fetch.stream import Cancelled
 
-        self.cancel_btn.setEnabled(False)
+        self.pause_btn.setEnabled(False)
         self.resume_btn.setEnabled(True)
+        if isinstance(exc, Cancelled) and self.discard:
+            from vetted.services import discard_partial
+
+            self._discard(discard_partial)
+            return
         if isinstance(exc, Cancelled):
-            self.state = "cancelled"
-            self.info.setText("Cancelled. The partial download is kept; Resume continues where it stopped.")
+            self.state = "paused"
+            self.info.setText("Paused. The partial download is kept; Resume continues where it stopped.")
         else:
             self.state = "refused"
             self.info.setText("✖ Not installed.\n" + error_text(exc))
