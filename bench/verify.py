@@ -121,9 +121,7 @@ def run(work: Path, args) -> int:
                     subprocess.run(["sha256sum", str(path)], check=True, stdout=subprocess.DEVNULL)
                     sha256sum.append(size / (time.perf_counter() - t0))
 
-            for p in installed.remove(db, "big"):
-                p.chmod(0o644)
-                p.unlink(missing_ok=True)
+            installed.purge(db, "big")
             print(f"run {i}: pull {pulls[-1] / 1e6:.0f} MB/s (verify-after-download {fractions[-1]:.4f}), "
                   f"curl {curls[-1] / 1e6:.0f} MB/s, re-hash {vetted_rehash[-1] / 1e6:.0f} MB/s, "
                   f"sha256sum {sha256sum[-1] / 1e6:.0f} MB/s")

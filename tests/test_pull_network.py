@@ -148,28 +148,42 @@ def test_bad_mirror_then_good_local_folder(tmp_path, loc, db, signing_key) -> No
     assert any("mirror" in r and "the signed catalog says" in r for r in reasons)
 
 
-@pytest.mark.slow
-def test_kill_9_during_pull_then_resume(hub, loc, db, signing_key, cli, tmp_path) -> None:
-    big = make_model(tmp_path / "bigsrc", "big.gguf", 64 * 1024 * 1024)
-    cat = build(tmp_path / "big", signing_key[0], models=[{
-        "id": "big", "name": "Big", "publisher": "P", "license": "MIT", "path": str(big),
-        "sources": {"huggingface": {"repo": "org/big", "commit": COMMIT}}}])
+def _throttled(tmp_path: Path, key, name: str, size: int, bps: int, cli) -> tuple[Path, Hub]:
+    """A catalog whose one model comes slowly from a loopback Hub, pinned for the CLI."""
+    src = make_model(tmp_path / f"{name}-src", f"{name}.gguf", size)
+    cat = build(tmp_path / name, key[0], models=[{
+        "id": name, "name": name, "publisher": "P", "license": "MIT", "path": str(src),
+        "sources": {"huggingface": {"repo": f"org/{name}", "commit": COMMIT}}}])
     h = Hub(cat.parent / "mirror", COMMIT)
-    h.b.throttle_bps = 16 * 1024 * 1024
+    h.b.throttle_bps = bps
+    assert cli("catalog", "add", str(cat), "--key", str(key[1])).returncode == 0
+    return cat, h
+
+
+def _wait_partial(loc, at_least: int) -> Path:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for p in loc.quarantine.glob("*.part"):
+            if p.stat().st_size > at_least:
+                return p
+        time.sleep(0.05)
+    raise AssertionError("the pull never got going")
+
+
+def _resumed_from(h: Hub, name: str) -> int:
+    ranges = [r["range"] for r in h.b.requests if r["path"].endswith(f"{name}.gguf")]
+    assert ranges[-1] is not None, "the second pull did not ask for a range"
+    return int(ranges[-1].split("=")[1].rstrip("-"))
+
+
+@pytest.mark.slow
+def test_kill_9_during_pull_then_resume(loc, signing_key, cli, tmp_path) -> None:
+    cat, h = _throttled(tmp_path, signing_key, "big", 64 * 1024 * 1024, 16 * 1024 * 1024, cli)
     env = {"HF_ENDPOINT": h.url}
     try:
-        assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
         proc = subprocess.Popen([str(VENV_BIN / "vetted"), "pull", "big", "--catalog", str(cat), "--timeout", "5"],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        part = None
-        while time.monotonic() < deadline:
-            parts = list(loc.quarantine.glob("*.part"))
-            if parts and parts[0].stat().st_size > 8 * 1024 * 1024:
-                part = parts[0]
-                break
-            time.sleep(0.05)
-        assert part is not None, "the pull never got going"
+        part = _wait_partial(loc, 8 * 1024 * 1024)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert _store_empty(loc)
@@ -180,38 +194,27 @@ def test_kill_9_during_pull_then_resume(hub, loc, db, signing_key, cli, tmp_path
         h.b.throttle_bps = None
         again = cli("pull", "big", "--catalog", str(cat), "--timeout", "5", env=env)
         assert again.returncode == 0, again.stdout + again.stderr
-        ranges = [r["range"] for r in h.b.requests if r["path"].endswith("big.gguf")]
-        assert ranges[-1] is not None and int(ranges[-1].split("=")[1].rstrip("-")) >= have - 4 * 1024 * 1024
-        assert int(ranges[-1].split("=")[1].rstrip("-")) > 0
+        assert _resumed_from(h, "big") == have
     finally:
         h.close()
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_cleanly_and_the_next_pull_resumes(loc, db, signing_key, cli, tmp_path) -> None:
-    big = make_model(tmp_path / "src2", "slow.gguf", 32 * 1024 * 1024)
-    cat = build(tmp_path / "slow", signing_key[0], models=[{
-        "id": "slow", "name": "Slow", "publisher": "P", "license": "MIT", "path": str(big),
-        "sources": {"huggingface": {"repo": "org/slow", "commit": COMMIT}}}])
-    h = Hub(cat.parent / "mirror", COMMIT)
-    h.b.throttle_bps = 8 * 1024 * 1024
+def test_ctrl_c_cancels_cleanly_and_the_next_pull_resumes(loc, signing_key, cli, tmp_path) -> None:
+    cat, h = _throttled(tmp_path, signing_key, "slow", 32 * 1024 * 1024, 8 * 1024 * 1024, cli)
     env = {"HF_ENDPOINT": h.url}
     try:
-        assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
         proc = subprocess.Popen([str(VENV_BIN / "vetted"), "pull", "slow", "--catalog", str(cat)],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-                p.stat().st_size > 4 * 1024 * 1024 for p in loc.quarantine.glob("*.part")):
-            time.sleep(0.05)
+        part = _wait_partial(loc, 4 * 1024 * 1024)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, (out, err)
         assert "partial download is kept" in err and _store_empty(loc)
+        have = part.stat().st_size
         h.b.throttle_bps = None
         again = cli("pull", "slow", "--catalog", str(cat), env=env)
         assert again.returncode == 0, again.stdout + again.stderr
-        ranges = [r["range"] for r in h.b.requests if r["path"].endswith("slow.gguf")]
-        assert ranges[-1] is not None and int(ranges[-1].split("=")[1].rstrip("-")) > 0
+        assert _resumed_from(h, "slow") == have > 0
     finally:
         h.close()

@@ -214,12 +214,7 @@ def cmd_check(ctx: Context, args) -> int:
 def cmd_remove(ctx: Context, args) -> int:
     from vetted.store import installed
 
-    for path in installed.remove(ctx.db, args.model_id):
-        try:
-            path.chmod(0o644)
-            path.unlink()
-        except FileNotFoundError:
-            pass
+    installed.purge(ctx.db, args.model_id)
     print(f"removed {args.model_id}")
     return EXIT_OK
 

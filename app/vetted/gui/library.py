@@ -102,12 +102,7 @@ class LibraryPage(QWidget):
         self.remove_now(mid)
 
     def remove_now(self, mid: str) -> None:
-        for path in installed.remove(self.db, mid):
-            try:
-                path.chmod(0o644)
-                path.unlink()
-            except FileNotFoundError:
-                pass
+        installed.purge(self.db, mid)
         self.status.setText(f"Removed {mid}.")
         self.refresh()
         self.changed.emit()

@@ -208,3 +208,15 @@ def remove(db: sqlite_utils.Database, model_id: str) -> list[Path]:
             orphans.append(f.path)
     audit.record(db, "model.remove", model_id, "info", "removed by user")
     return orphans
+
+
+def purge(db: sqlite_utils.Database, model_id: str) -> list[Path]:
+    """Removes a model and deletes the store files nothing else uses; returns them."""
+    gone = remove(db, model_id)
+    for path in gone:
+        try:
+            path.chmod(0o644)  # store files are read-only
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    return gone
