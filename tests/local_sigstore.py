@@ -127,18 +127,8 @@ class LocalSigstore:
         return (b"\x00" + key_id(self.ct_key.public_key()) + struct.pack("!Q", ts) + b"\x00\x00"
                 + b"\x04\x03" + struct.pack("!H", len(sig)) + sig)
 
-    # -- signing an artifact and logging it in "Rekor"
-    def sign(self, artifact: Path, identity: str, issuer: str, out: Path) -> Signed:
-        leaf_key = ec.generate_private_key(ec.SECP256R1())
-        cert = self.issue(identity, issuer, leaf_key)
-        data = artifact.read_bytes()
-        digest = hashlib.sha256(data).digest()
-        signature = leaf_key.sign(data, ec.ECDSA(hashes.SHA256()))
-        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        body = rfc8785.dumps({
-            "apiVersion": "0.0.1", "kind": "hashedrekord",
-            "spec": {"data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
-                     "signature": {"content": b64(signature), "publicKey": {"content": b64(cert_pem)}}}})
+    # -- "Rekor": an entry with a signed entry timestamp, inclusion proof and checkpoint
+    def _log(self, body: bytes, kind: str) -> dict:
         log_id = key_id(self.rekor_key.public_key())
         integrated = int((NOW - dt.timedelta(minutes=3)).timestamp())
         index = 0
@@ -150,21 +140,66 @@ class LocalSigstore:
         note = f"{host} - 1\n1\n{b64(root_hash)}\n"  # origin, tree size, root hash
         note_sig = self.rekor_key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
         checkpoint = f"{note}\n\u2014 {host} {b64(log_id[:4] + note_sig)}\n"
+        return {"logIndex": str(index), "logId": {"keyId": b64(log_id)},
+                "kindVersion": {"kind": kind, "version": "0.0.1"}, "integratedTime": str(integrated),
+                "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
+                "inclusionProof": {"logIndex": str(index), "rootHash": b64(root_hash), "treeSize": "1",
+                                   "hashes": [], "checkpoint": {"envelope": checkpoint}},
+                "canonicalizedBody": b64(body)}
+
+    def _material(self, cert: x509.Certificate, entry: dict) -> dict:
+        return {"certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
+                "tlogEntries": [entry]}
+
+    # -- signing an artifact (hashedrekord)
+    def sign(self, artifact: Path, identity: str, issuer: str, out: Path) -> Signed:
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.issue(identity, issuer, leaf_key)
+        data = artifact.read_bytes()
+        digest = hashlib.sha256(data).digest()
+        signature = leaf_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        body = rfc8785.dumps({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {"data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+                     "signature": {"content": b64(signature), "publicKey": {"content": b64(cert_pem)}}}})
         bundle = {
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-            "verificationMaterial": {
-                "certificate": {"rawBytes": b64(cert.public_bytes(serialization.Encoding.DER))},
-                "tlogEntries": [{
-                    "logIndex": str(index), "logId": {"keyId": b64(log_id)},
-                    "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
-                    "integratedTime": str(integrated),
-                    "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
-                    "inclusionProof": {"logIndex": str(index), "rootHash": b64(root_hash), "treeSize": "1",
-                                       "hashes": [], "checkpoint": {"envelope": checkpoint}},
-                    "canonicalizedBody": b64(body)}],
-            },
+            "verificationMaterial": self._material(cert, self._log(body, "hashedrekord")),
             "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest)},
                                  "signature": b64(signature)},
         }
         out.write_text(json.dumps(bundle, indent=2))
         return Signed(out, artifact)
+
+    # -- signing an in-toto statement (DSSE), e.g. an OpenSSF Model Signing manifest
+    def sign_statement(self, statement: dict, identity: str, issuer: str, out: Path) -> Path:
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.issue(identity, issuer, leaf_key)
+        payload = json.dumps(statement).encode()
+        ptype = "application/vnd.in-toto+json"
+        pae = f"DSSEv1 {len(ptype)} {ptype} {len(payload)} ".encode() + payload
+        sig = leaf_key.sign(pae, ec.ECDSA(hashes.SHA256()))
+        envelope = {"payload": b64(payload), "payloadType": ptype, "signatures": [{"sig": b64(sig)}]}
+        body = rfc8785.dumps({
+            "apiVersion": "0.0.1", "kind": "dsse",
+            "spec": {"envelopeHash": {"algorithm": "sha256",
+                                      "value": hashlib.sha256(rfc8785.dumps(envelope)).hexdigest()},
+                     "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+                     "signatures": [{"signature": b64(sig),
+                                     "verifier": b64(cert.public_bytes(serialization.Encoding.PEM))}]}})
+        bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                  "verificationMaterial": self._material(cert, self._log(body, "dsse")),
+                  "dsseEnvelope": envelope}
+        out.write_text(json.dumps(bundle, indent=2))
+        return out
+
+
+def oms_statement(model: Path) -> dict:
+    """The in-toto statement `model_signing sign` would produce for a file or folder."""
+    from google.protobuf import json_format
+    from model_signing import hashing
+    from model_signing._signing.signing import Payload
+
+    manifest = hashing.Config().hash(model)
+    return json_format.MessageToDict(Payload(manifest).statement.pb)

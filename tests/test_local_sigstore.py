@@ -98,3 +98,19 @@ def test_tampered_log_entry_refused(signed, field, match) -> None:
     s.bundle.write_text(json.dumps(doc))
     with pytest.raises(Refused, match=match):
         verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
+
+
+def test_keyless_oms_model_signature_from_a_private_sigstore(tmp_path: Path) -> None:
+    from local_sigstore import oms_statement
+
+    store = LocalSigstore("org")
+    root = store.trusted_root(tmp_path / "org_root.json")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.gguf").write_bytes(b"GGUF" + b"\x01" * 5000)
+    sig = store.sign_statement(oms_statement(model), IDENTITY, ISSUER, tmp_path / "model.sig")
+    verdict = verify_path(model, sig, SigstoreIdentity(IDENTITY, ISSUER, root))
+    assert verdict.kind == "model (OMS)" and set(verdict.files) == {"weights.gguf"}
+    (model / "weights.gguf").write_bytes(b"GGUF" + b"\x02" * 5000)
+    with pytest.raises(Refused, match="changed: weights.gguf"):
+        verify_path(model, sig, SigstoreIdentity(IDENTITY, ISSUER, root))
