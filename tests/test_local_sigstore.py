@@ -114,3 +114,30 @@ def test_keyless_oms_model_signature_from_a_private_sigstore(tmp_path: Path) -> 
     (model / "weights.gguf").write_bytes(b"GGUF" + b"\x02" * 5000)
     with pytest.raises(Refused, match="changed: weights.gguf"):
         verify_path(model, sig, SigstoreIdentity(IDENTITY, ISSUER, root))
+
+
+def test_catalog_with_a_private_sigstore_root_installs_keyless_signed_models(tmp_path: Path, loc, db,
+                                                                               signing_key) -> None:
+    """An organisation's catalog names keyless publishers of its own Sigstore; the catalog's
+    subscription carries that trusted root, and pulls verify against it (and only it)."""
+    from catalog_kit import build, make_model
+    from local_sigstore import oms_statement
+    from vetted.catalog.signed import load
+    from vetted.fetch.install import pull
+    from vetted.store import installed
+    from vetted.trust.identity import PublicKey
+
+    store = LocalSigstore("corp")
+    root = store.trusted_root(tmp_path / "corp_root.json")
+    weights = make_model(tmp_path / "src", "corp.gguf", 300_000)
+    sig = store.sign_statement(oms_statement(weights), IDENTITY, ISSUER, tmp_path / "corp.sig")
+    cat = build(tmp_path / "cat", signing_key[0], models=[{
+        "id": "corp", "name": "Corp", "publisher": "Corp", "license": "MIT", "path": str(weights),
+        "signature_path": str(sig), "signer": {"kind": "sigstore", "identity": IDENTITY, "issuer": ISSUER}}])
+    catalog_key = PublicKey(signing_key[1].read_bytes())
+
+    with pytest.raises(Refused, match="Sigstore signature"):  # the public-good root does not vouch for it
+        pull(loc, db, load(str(cat), catalog_key, db), "corp")
+    result = pull(loc, db, load(str(cat), catalog_key, db, trusted_root=root), "corp")
+    assert IDENTITY in result.model.signer
+    assert installed.check(db, "corp", full=True).rehashed == ["corp.gguf"]  # re-check uses the same root

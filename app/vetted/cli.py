@@ -79,7 +79,7 @@ class Context:
         from vetted.settings import Settings
 
         sub = Settings.load(self.loc).find(location)
-        return load(sub.location, sub.signer, self.db)
+        return load(sub.location, sub.signer, self.db, trusted_root=sub.root_path)
 
 
 def cmd_verify(ctx: Context, args) -> int:

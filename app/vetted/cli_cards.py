@@ -28,16 +28,18 @@ def add_parsers(sub) -> None:
 
 
 def entry_for(ctx, model_id: str, location: str | None = None):
-    """The catalog's entry; for an installed model whose catalog is unreachable, the copy kept at install."""
+    """(entry, trusted root) from the catalog; for an installed model whose catalog is
+    unreachable, the entry kept at install."""
     from vetted.catalog.schema import ModelEntry
     from vetted.errors import VettedError
     from vetted.store import installed
 
     try:
-        return ctx.catalog(location).catalog.model(model_id)
+        cat = ctx.catalog(location)
+        return cat.catalog.model(model_id), cat.trusted_root
     except VettedError as first:
         try:
-            return ModelEntry.model_validate(installed.get(ctx.db, model_id).entry)
+            return ModelEntry.model_validate(installed.get(ctx.db, model_id).entry), None
         except VettedError:
             raise first from None
 
@@ -45,7 +47,8 @@ def entry_for(ctx, model_id: str, location: str | None = None):
 def cmd_card(ctx, args) -> int:
     from vetted.cards.view import card, render_text
 
-    c = card(entry_for(ctx, args.model_id, args.catalog), ctx.db)
+    entry, root = entry_for(ctx, args.model_id, args.catalog)
+    c = card(entry, ctx.db, root)
     print(json.dumps(c, indent=2, default=str) if args.json else render_text(c))
     return 0
 
@@ -79,7 +82,8 @@ def cmd_spotcheck(ctx, args) -> int:
 def cmd_compare(ctx, args) -> int:
     from vetted.cards.compare import FIELDS, compare_rows, metric_names as names
 
-    rows = compare_rows([entry_for(ctx, mid, args.catalog) for mid in args.model_ids], ctx.db)
+    found = [entry_for(ctx, mid, args.catalog) for mid in args.model_ids]
+    rows = compare_rows([e for e, _root in found], ctx.db, found[0][1] if found else None)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -37,7 +37,8 @@ def open_catalogs(loc: Locations, db: sqlite_utils.Database) -> list[CatalogStat
     out = []
     for sub in Settings.load(loc).catalogs:
         try:
-            out.append(CatalogState(sub.location, load(sub.location, sub.signer, db), None))
+            out.append(CatalogState(sub.location, load(sub.location, sub.signer, db, trusted_root=sub.root_path),
+                                    None))
         except VettedError as exc:
             out.append(CatalogState(sub.location, None, exc.line()))
     return out
@@ -61,7 +62,7 @@ class ModelRow:
     @property
     def signer(self) -> str:
         try:
-            return self.entry.signature.signer.spec().describe()
+            return self.entry.signature.signer.spec(self.catalog.trusted_root).describe()
         except Exception:
             return "unknown signer"
 
@@ -107,7 +108,7 @@ def pull_model(loc: Locations, location: str, model_id: str, progress: Callable[
     db = open_db(loc.database)
     try:
         sub = Settings.load(loc).find(location)
-        cat = load(sub.location, sub.signer, db)
+        cat = load(sub.location, sub.signer, db, trusted_root=sub.root_path)
         return pull(loc, db, cat, model_id, progress=progress, cancel=cancel)
     finally:
         db.conn.close()
@@ -130,7 +131,7 @@ def discard_partial(loc: Locations, location: str, model_id: str) -> int:
     db = open_db(loc.database)
     try:
         sub = Settings.load(loc).find(location)
-        entry = load(sub.location, sub.signer, db).catalog.model(model_id)
+        entry = load(sub.location, sub.signer, db, trusted_root=sub.root_path).catalog.model(model_id)
     finally:
         db.conn.close()
     removed = 0

@@ -23,6 +23,10 @@ class CatalogSubscription:
     signer: TrustSpec
     trusted_root: str | None = None
 
+    @property
+    def root_path(self) -> Path | None:
+        return Path(self.trusted_root) if self.trusted_root else None
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"location": self.location, "signer": to_json(self.signer)}
         if self.trusted_root:

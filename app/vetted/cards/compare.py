@@ -10,12 +10,12 @@ from vetted.cards.view import card
 from vetted.catalog.schema import ModelEntry
 
 
-def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_root=None) -> list[dict[str, Any]]:
     from vetted.store import installed
 
     rows = []
     for entry in entries:
-        c = card(entry, db)
+        c = card(entry, db, trusted_root)
         try:
             state = installed.get(db, entry.id).state
         except Exception:
@@ -37,7 +37,7 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database) -> list[d
         mismatches = sum(len(ch["mismatches"]) for ch in (c["consistency"] or {}).get("checks", []))
         rows.append({
             "model": entry.id, "name": entry.name, "publisher": entry.publisher, "license": entry.license,
-            "state": state, "signer": entry.signature.signer.spec().describe(),
+            "state": state, "signer": entry.signature.signer.spec(trusted_root).describe(),
             "provenance": "missing" if not prov else prov["label"] + (f" by {prov['by']}" if prov.get("by") else ""),
             "base": ", ".join(bases) or "-", "flags": ", ".join(flags) or "-",
             "consistency": "n/a (not installed)" if c["consistency"] is None

@@ -15,12 +15,12 @@ from vetted.catalog.schema import ModelEntry
 from vetted.errors import Refused
 
 
-def card(entry: ModelEntry, db: sqlite_utils.Database | None = None) -> dict[str, Any]:
+def card(entry: ModelEntry, db: sqlite_utils.Database | None = None, trusted_root=None) -> dict[str, Any]:
     sha = entry.files[0].sha256
     out: dict[str, Any] = {"model": entry.id, "name": entry.name, "sha256": sha,
                            "provenance": [], "safety_card": [], "consistency": None, "spotcheck": None}
     for ref in entry.attestations:
-        spec = ref.signer.spec()
+        spec = ref.signer.spec(trusted_root)
         try:
             claim = attest.verify(ref.bundle, spec, sha, KINDS[ref.kind])
             out[ref.kind].append({"label": "declared", "by": claim.signer,

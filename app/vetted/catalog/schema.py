@@ -96,10 +96,11 @@ class TrustSpecModel(Strict):
                 raise ValueError(f"a '{self.kind}' signer needs '{f}'")
         return self
 
-    def spec(self):
+    def spec(self, trusted_root=None):
+        """The trust spec; Sigstore identities use the catalog's trusted root if it has one."""
         from vetted.trust.identity import from_json
 
-        return from_json(self.model_dump(exclude_none=True))
+        return from_json(self.model_dump(exclude_none=True), trusted_root)
 
 
 class SignatureRef(Strict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlite_utils
 
@@ -24,6 +25,7 @@ class LoadedCatalog:
     base: str  # folder or URL the catalog came from (local sources resolve against it)
     sha256: str
     signer: str
+    trusted_root: Path | None = None  # a private Sigstore's root, for keyless signers in this catalog
 
     @property
     def expired(self) -> bool:
@@ -37,8 +39,6 @@ def signature_location(location: str) -> str:
 def _base_of(location: str) -> str:
     if location.startswith(("http://", "https://")):
         return location.rsplit("/", 1)[0]
-    from pathlib import Path
-
     return str(Path(location.removeprefix("file://")).resolve().parent)
 
 
@@ -60,7 +60,7 @@ def verify_catalog_bytes(raw: bytes, bundle: bytes, signer: TrustSpec, origin: s
 
 
 def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
-         timeout: float = http.DEFAULT_TIMEOUT) -> LoadedCatalog:
+         timeout: float = http.DEFAULT_TIMEOUT, trusted_root: Path | None = None) -> LoadedCatalog:
     try:
         raw = http.read_small(location, MAX_CATALOG_BYTES, timeout)
         bundle = http.read_small(signature_location(location), 1024 * 1024, timeout)
@@ -75,7 +75,7 @@ def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
     audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})
-    return LoadedCatalog(catalog, location, _base_of(location), digest, who)
+    return LoadedCatalog(catalog, location, _base_of(location), digest, who, trusted_root)
 
 
 def signer_description(signer: TrustSpec) -> str:

@@ -88,7 +88,7 @@ def _already_installed(db, entry: ModelEntry) -> installed.InstalledModel | None
 
 
 def _pull_locked(loc, db, cat, entry: ModelEntry, progress, cancel, timeout, log) -> PullResult:
-    spec = entry.signature.signer.spec()
+    spec = entry.signature.signer.spec(cat.trusted_root)
     sources = sources_for(entry, cat.base, timeout)
     failures: list[str] = []
     last_refusal: Refused | None = None

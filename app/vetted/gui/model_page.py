@@ -186,7 +186,7 @@ class ModelPage(QWidget):
         from vetted.cards.view import card
 
         try:
-            c = card(row.entry, self.db)
+            c = card(row.entry, self.db, row.catalog.trusted_root)
         except Exception as exc:  # a card must never take the page down
             c = None
             self.note.setText(f"The card could not be read: {exc}")
