@@ -1,17 +1,35 @@
 """Verification costs, measured against baselines in the same run, on a generated file.
 
-  rehash_vs_sha256sum            Vetted's full re-verification throughput / sha256sum's (target >= 0.95)
-  verify_after_download_fraction time from the last byte received to "installed" / whole pull time
-                                 from a loopback server (target <= 0.02)
-  download_vs_curl               Vetted's download throughput / curl's from the same server (target >= 0.9)
+  rehash_vs_sha256sum            Vetted's full re-verification throughput
+                                 (`store.installed.check(full=True)`) / `sha256sum`'s   (target >= 0.95)
+  verify_after_download_fraction time from the last byte received (the progress call with
+                                 done == total) to `pull` returning "installed" / the
+                                 whole `pull` time, from a loopback mirror               (target <= 0.02)
+  download_vs_curl               Vetted's `pull` throughput / `curl -o`'s from the same
+                                 loopback server, writing to the same filesystem         (target >= 0.9)
 
-Each figure is the median of --runs repetitions; the served file is in the page cache for
-every contender (read once before timing starts), and `sync` runs before each timed step
-so no contender pays for another's write-back. Vetted does not fsync a download (see
-store/installed.py: a file verified in an earlier boot is re-hashed before it runs), so
-it is compared with a plain `curl -o`.
+Set-up: a file of random bytes, a signing key from `publish.generate_key`, a signed
+catalog from `publish.build_catalog` whose only source is `http://127.0.0.1:PORT` served
+by `python -m http.server` in its own process (no GIL shared with the client; --server
+sendfile serves with sendfile(2) instead, as production servers do), and the
+real `fetch.install.pull`. Everything (served file, VETTED_HOME, curl's output) lives in
+one temporary folder, hence on one filesystem; it is deleted at the end.
 
-    .venv/bin/python bench/verify.py [--size-mib 1024] [--runs 3]
+Fairness: the served file is read once before timing, so every contender is fed from the
+page cache by the same server; `sync` runs before each timed step so nobody pays for
+another's write-back; curl and Vetted alternate which goes first, and each writes right
+after the other's copy was deleted, so both write into recycled page-cache pages (on a
+VM, never-touched pages can cost several times more; an untimed --warmup round comes
+first for the same reason). Each repetition uses a fresh VETTED_HOME (model purged,
+folder deleted). The re-hash contenders (alternating order) read the same just-installed
+file, warm in the page cache, before it is purged; caches are not dropped, which would
+make the server and the re-hash disk-bound and measure the disk, not Vetted. Vetted does
+not fsync a download (files verified in an earlier boot are re-hashed before they run),
+so it is compared with a plain `curl -o`. Each figure is the median of --runs repetitions.
+
+    .venv/bin/python bench/verify.py [--size-mib 1024] [--runs 5] [--warmup 1] [--tmpdir DIR]
+
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,20 +46,47 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+# Each runs in its own process, so it shares no GIL with the client under test.
+SERVERS = {
+    "python": lambda port, folder: [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                                    "--directory", str(folder)],
+    "sendfile": lambda port, folder: [sys.executable, str(Path(__file__).resolve()), "--serve-sendfile",
+                                      str(port), str(folder)],
+}
+
+SERVER_DESC = {"python": "python -m http.server (64 KiB copy loop)",
+               "sendfile": "http.server handler answering with sendfile(2)"}
+
+TARGETS = {"rehash_vs_sha256sum": (">=", 0.95), "verify_after_download_fraction": ("<=", 0.02),
+           "download_vs_curl": (">=", 0.9)}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--runs", type=int, default=5)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size-mib", type=int, default=1024, help="size of the generated file (default 1024)")
+    ap.add_argument("--runs", type=int, default=5, help="timed repetitions; medians are reported (default 5)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    ap.add_argument("--tmpdir", default=None, help="where the temporary folder goes (default: the system's)")
+    ap.add_argument("--server", choices=sorted(SERVERS), default="python",
+                    help="loopback server: python = `python -m http.server` (64 KiB read/write copy loop, "
+                         "the default); sendfile = the same handler answering with sendfile(2), as nginx "
+                         "or a CDN would")
+    ap.add_argument("--serve-sendfile", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if not shutil.which("curl") or not shutil.which("sha256sum"):
-        print("curl and sha256sum are needed (make setup installs curl)", file=sys.stderr)
+    if args.serve_sendfile:
+        return _serve_sendfile(int(args.serve_sendfile[0]), args.serve_sendfile[1])
+    missing = [tool for tool in ("curl", "sha256sum") if not shutil.which(tool)]
+    if missing:
+        print(f"error: {' and '.join(missing)} not found on PATH; the baselines need it "
+              "(e.g. apt-get install curl coreutils)", file=sys.stderr)
         return 2
+    if args.size_mib < 1 or args.runs < 1 or args.warmup < 0:
+        ap.error("--size-mib and --runs must be at least 1, --warmup at least 0")
+    # loopback must never go through a proxy, for curl (no_proxy) or urllib (NO_PROXY)
+    for var in ("NO_PROXY", "no_proxy"):
+        os.environ[var] = ",".join(filter(None, [os.environ.get(var), "127.0.0.1", "localhost"]))
 
-    work = Path(tempfile.mkdtemp(prefix="vetted-bench-verify-"))
+    work = Path(tempfile.mkdtemp(prefix="vetted-bench-verify-", dir=args.tmpdir))
     try:
         return run(work, args)
     finally:
@@ -48,13 +94,11 @@ def main() -> int:
 
 
 def run(work: Path, args) -> int:
-    os.environ["VETTED_HOME"] = str(work / "home")
-    from catalog_kit import build
-
     from vetted.catalog.signed import load
+    from vetted.digest import sha256_file
     from vetted.fetch.install import pull
     from vetted.paths import locations
-    from vetted.publish import generate_key
+    from vetted.publish import build_catalog, generate_key
     from vetted.store import installed
     from vetted.store.db import open_db
     from vetted.trust.identity import PublicKey
@@ -62,100 +106,206 @@ def run(work: Path, args) -> int:
     size = args.size_mib * 1024 * 1024
     src = work / "src" / "big.gguf"
     src.parent.mkdir(parents=True)
+    t0 = time.perf_counter()
     with open(src, "wb") as f:
-        block = os.urandom(16 * 1024 * 1024)
-        for _ in range(size // len(block)):
-            f.write(block[:4] + os.urandom(64) + block[68:])
-    print(f"generated {size / 2**20:.0f} MiB test file")
+        left = size
+        while left:
+            n = min(left, 16 * 1024 * 1024)
+            f.write(os.urandom(n))
+            left -= n
+    print(f"generated {args.size_mib} MiB of random bytes in {time.perf_counter() - t0:.1f} s at {src.parent}")
 
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
     priv, pub = generate_key(work / "keys")
     cat_dir = work / "cat"
+    t0 = time.perf_counter()
+    catalog = build_catalog(
+        {"id": "org.bench.verify", "name": "Bench", "publisher": "Bench", "version": 1,
+         "models": [{"id": "big", "name": "Big", "publisher": "Bench", "license": "MIT",
+                     "path": str(src), "sources": {"mirrors": [base_url]}}]},
+        cat_dir, priv, cat_dir / "out")
     mirror_dir = cat_dir / "out" / "mirror"
-    port = _free_port()
-    cat = build(cat_dir, priv, models=[{"id": "big", "name": "Big", "publisher": "P", "license": "MIT",
-                                       "path": str(src), "sources": {"mirrors": [f"http://127.0.0.1:{port}"]}}])
-    # a plain static server in its own process, so it does not share our GIL
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(mirror_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    served = mirror_dir / "big.gguf"
+    print(f"signed catalog built in {time.perf_counter() - t0:.1f} s; mirror {base_url}/ -> {mirror_dir}")
+    spec = PublicKey(pub.read_bytes())
+
+    server = subprocess.Popen(SERVERS[args.server](port, mirror_dir), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    r: dict[str, list[float]] = {k: [] for k in (
+        "curl_s", "pull_s", "pull_to_last_byte_s", "tail_s", "fraction", "chunks",
+        "check_s", "sha256_file_s", "sha256sum_s")}
     try:
         _wait_port(port)
-        loc = locations().ensure()
-        db = open_db(loc.database)
-        spec = PublicKey(pub.read_bytes())
-        _read_all(mirror_dir / "big.gguf")  # page cache warm for every contender
+        _read_all(served)  # page cache warm for every contender
+        for i in range(-args.warmup, args.runs):
+            if i == 0:  # the warm-up rounds' figures are dropped
+                for v in r.values():
+                    v.clear()
+            home = work / f"home-{i + args.warmup}"
 
-        pulls, curls, fractions, vetted_rehash, sha256sum = [], [], [], [], []
-        for i in range(args.runs):
-            # -- curl, same server, writing to the same filesystem
-            dest = work / "curl.out"
-            os.sync()  # start each contender with no dirty pages being written back
-            t0 = time.perf_counter()
-            subprocess.run(["curl", "-s", "-o", str(dest), f"http://127.0.0.1:{port}/big.gguf"], check=True)
-            curls.append(size / (time.perf_counter() - t0))
-            dest.unlink()
-
-            # -- Vetted pull: hashing while streaming, then verification and install
-            loaded = load(str(cat), spec, db)
-            marks: dict[str, float] = {}
-
-            def progress(_name, done, total):
-                if done >= total and "last_byte" not in marks:
-                    marks["last_byte"] = time.perf_counter()
-
-            os.sync()
-            t0 = time.perf_counter()
-            pull(loc, db, loaded, "big", progress=progress, timeout=30)
-            t_end = time.perf_counter()
-            pulls.append(size / (t_end - t0))
-            fractions.append((t_end - marks["last_byte"]) / (t_end - t0))
-
-            # -- full re-verification vs sha256sum, the same installed file
-            path = installed.get(db, "big").files[0].path
-            for order in ((0, 1) if i % 2 == 0 else (1, 0)):
+            def do_curl() -> None:
+                dest = work / "curl.out"
                 os.sync()
-                t0 = time.perf_counter()
-                if order == 0:
-                    installed.check(db, "big", full=True)
-                    vetted_rehash.append(size / (time.perf_counter() - t0))
-                else:
-                    subprocess.run(["sha256sum", str(path)], check=True, stdout=subprocess.DEVNULL)
-                    sha256sum.append(size / (time.perf_counter() - t0))
+                t = time.perf_counter()
+                subprocess.run(["curl", "-sS", "--fail", "-o", str(dest), f"{base_url}/big.gguf"], check=True)
+                r["curl_s"].append(time.perf_counter() - t)
+                got = dest.stat().st_size
+                dest.unlink()  # frees its pages before the next contender writes
+                if got != size:
+                    raise RuntimeError(f"curl got {got} bytes, expected {size}")
 
-            installed.purge(db, "big")
-            print(f"run {i}: pull {pulls[-1] / 1e6:.0f} MB/s (verify-after-download {fractions[-1]:.4f}), "
-                  f"curl {curls[-1] / 1e6:.0f} MB/s, re-hash {vetted_rehash[-1] / 1e6:.0f} MB/s, "
-                  f"sha256sum {sha256sum[-1] / 1e6:.0f} MB/s")
+            def do_vetted() -> None:
+                """pull into a fresh VETTED_HOME, re-verify the installed file, then purge it."""
+                os.environ["VETTED_HOME"] = str(home)
+                loc = locations().ensure()
+                db = open_db(loc.database)
+                loaded = load(str(catalog), spec, db)
+                marks: dict[str, float] = {}
+                calls = [0]
+
+                def progress(_name: str, done: int, total: int) -> None:
+                    calls[0] += 1
+                    if done == total and "last" not in marks:
+                        marks["last"] = time.perf_counter()
+
+                os.sync()
+                t = time.perf_counter()
+                res = pull(loc, db, loaded, "big", progress=progress)
+                end = time.perf_counter()
+                if res.already or "last" not in marks:
+                    raise RuntimeError("pull did not download the file")
+                r["pull_s"].append(end - t)
+                r["pull_to_last_byte_s"].append(marks["last"] - t)
+                r["tail_s"].append(end - marks["last"])
+                r["fraction"].append((end - marks["last"]) / (end - t))
+                r["chunks"].append(calls[0])
+
+                path = res.model.files[0].path
+                want = res.model.files[0].sha256
+
+                def do_check() -> None:
+                    os.sync()
+                    t = time.perf_counter()
+                    res = installed.check(db, "big", full=True)
+                    r["check_s"].append(time.perf_counter() - t)
+                    assert res.rehashed == ["big.gguf"], res
+
+                def do_sha256_file() -> None:
+                    os.sync()
+                    t = time.perf_counter()
+                    digest = sha256_file(path)
+                    r["sha256_file_s"].append(time.perf_counter() - t)
+                    assert digest == want
+
+                def do_sha256sum() -> None:
+                    os.sync()
+                    t = time.perf_counter()
+                    out = subprocess.run(["sha256sum", str(path)], check=True, capture_output=True,
+                                         text=True).stdout
+                    r["sha256sum_s"].append(time.perf_counter() - t)
+                    assert out.split()[0] == want
+
+                steps = [do_check, do_sha256_file, do_sha256sum]
+                for step in steps if i % 2 == 0 else steps[::-1]:
+                    step()
+                installed.purge(db, "big")  # frees its pages before the next contender writes
+                db.close()
+                shutil.rmtree(home)
+
+            # Either contender writes right after the other's 1 GiB was freed, so both get
+            # recycled page-cache pages (on a VM, never-touched pages cost several times more).
+            for step in ((do_curl, do_vetted) if i % 2 == 0 else (do_vetted, do_curl)):
+                step()
+
+            print(("warm-up: " if i < 0 else f"run {i + 1}/{args.runs}: ") +
+                  f"pull {_mbs(size, r['pull_s'][-1])} ({r['pull_s'][-1]:.3f} s, last byte at "
+                  f"{r['pull_to_last_byte_s'][-1]:.3f} s, tail {r['tail_s'][-1] * 1e3:.1f} ms = "
+                  f"{r['fraction'][-1]:.4f}, {r['chunks'][-1]:.0f} reads), "
+                  f"curl {_mbs(size, r['curl_s'][-1])}; "
+                  f"check(full) {_mbs(size, r['check_s'][-1])}, sha256_file {_mbs(size, r['sha256_file_s'][-1])}, "
+                  f"sha256sum {_mbs(size, r['sha256sum_s'][-1])}", flush=True)
     finally:
         server.terminate()
         server.wait()
 
-    med = statistics.median
+    med = {k: statistics.median(v) for k, v in r.items()}
     out = {
-        "rehash_vs_sha256sum": round(med(vetted_rehash) / med(sha256sum), 3),
-        "verify_after_download_fraction": round(med(fractions), 5),
-        "download_vs_curl": round(med(pulls) / med(curls), 3),
-        "vetted_rehash_mb_s": round(med(vetted_rehash) / 1e6, 1),
-        "sha256sum_mb_s": round(med(sha256sum) / 1e6, 1),
-        "vetted_download_mb_s": round(med(pulls) / 1e6, 1),
-        "curl_mb_s": round(med(curls) / 1e6, 1),
-        "size_mib": args.size_mib, "runs": args.runs,
+        "rehash_vs_sha256sum": round(med["sha256sum_s"] / med["check_s"], 3),
+        "verify_after_download_fraction": round(med["fraction"], 5),
+        "download_vs_curl": round(med["curl_s"] / med["pull_s"], 3),
+        "rehash_sha256_file_vs_sha256sum": round(med["sha256sum_s"] / med["sha256_file_s"], 3),
+        # the same ratios taken within each run, then the median (less sensitive to drift)
+        "paired_rehash_vs_sha256sum": round(statistics.median(
+            s / c for s, c in zip(r["sha256sum_s"], r["check_s"])), 3),
+        "paired_download_vs_curl": round(statistics.median(
+            c / p for c, p in zip(r["curl_s"], r["pull_s"])), 3),
+        "vetted_check_full_mb_s": round(size / med["check_s"] / 1e6, 1),
+        "vetted_sha256_file_mb_s": round(size / med["sha256_file_s"] / 1e6, 1),
+        "sha256sum_mb_s": round(size / med["sha256sum_s"] / 1e6, 1),
+        "vetted_pull_mb_s": round(size / med["pull_s"] / 1e6, 1),
+        "curl_mb_s": round(size / med["curl_s"] / 1e6, 1),
+        "vetted_pull_s": round(med["pull_s"], 4),
+        "vetted_last_byte_to_installed_s": round(med["tail_s"], 4),
+        "curl_s": round(med["curl_s"], 4),
+        "vetted_check_full_s": round(med["check_s"], 4),
+        "sha256sum_s": round(med["sha256sum_s"], 4),
+        "size_mib": args.size_mib, "runs": args.runs, "warmup": args.warmup, "cpus": os.cpu_count(),
+        "server": args.server,
+        "page_cache": "served file pre-read (warm for all); untimed warm-up round; sync before each timed step; "
+                      "each download writes right after the other's copy was deleted; re-hash reads the "
+                      "just-installed file warm; caches not dropped",
     }
+    print()
+    print(f"server: {SERVER_DESC[args.server]}, own process, {base_url}")
+    print(f"page cache: {out['page_cache']}; curl/pull and re-hash order alternate per run")
+    print(f"re-verification: check(full=True) {out['vetted_check_full_mb_s']} MB/s "
+          f"(sha256_file {out['vetted_sha256_file_mb_s']} MB/s) vs sha256sum {out['sha256sum_mb_s']} MB/s "
+          f"-> rehash_vs_sha256sum {out['rehash_vs_sha256sum']} {_verdict('rehash_vs_sha256sum', out)}")
+    print(f"verify after download: {med['tail_s'] * 1e3:.1f} ms of {med['pull_s']:.3f} s "
+          f"-> verify_after_download_fraction {out['verify_after_download_fraction']} "
+          f"{_verdict('verify_after_download_fraction', out)}")
+    print(f"download: pull {out['vetted_pull_mb_s']} MB/s vs curl {out['curl_mb_s']} MB/s "
+          f"-> download_vs_curl {out['download_vs_curl']} {_verdict('download_vs_curl', out)}")
     print(json.dumps(out))
     return 0
 
 
-def _free_port() -> int:
-    import socket
+def _serve_sendfile(port: int, folder: str) -> int:
+    import http.server
 
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def copyfile(self, source, outputfile) -> None:
+            self.wfile.flush()
+            self.connection.sendfile(source)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
+                                             lambda *a, **k: Handler(*a, directory=folder, **k))
+    server.serve_forever()
+    return 0
+
+
+def _verdict(key: str, out: dict) -> str:
+    op, target = TARGETS[key]
+    ok = out[key] >= target if op == ">=" else out[key] <= target
+    return f"(target {op} {target}: {'met' if ok else 'MISSED'})"
+
+
+def _mbs(size: int, seconds: float) -> str:
+    return f"{size / seconds / 1e6:.0f} MB/s"
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def _wait_port(port: int) -> None:
-    import socket
-
-    for _ in range(100):
+    for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -165,8 +315,9 @@ def _wait_port(port: int) -> None:
 
 
 def _read_all(path: Path) -> None:
-    with open(path, "rb") as f:
-        while f.read(16 * 1024 * 1024):
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(16 * 1024 * 1024)
+        while f.readinto(buf):
             pass
 
 

@@ -37,16 +37,21 @@ def key_id(key) -> bytes:
     return hashlib.sha256(spki(key)).digest()
 
 
-def _der_octets(data: bytes) -> bytes:
+def _der(tag: int, data: bytes) -> bytes:
+    """A DER TLV; lengths of 128 and up take the long form (0x80 | count, then big-endian)."""
     n = len(data)
-    length = bytes([n]) if n < 128 else bytes([0x80 | len(n.to_bytes((n.bit_length() + 7) // 8, "big"))]) + \
-        n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return b"\x04" + length + data
+    if n < 128:
+        return bytes([tag, n]) + data
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + data
+
+
+def _der_octets(data: bytes) -> bytes:
+    return _der(0x04, data)
 
 
 def _der_utf8(text: str) -> bytes:
-    data = text.encode()
-    return b"\x0c" + bytes([len(data)]) + data
+    return _der(0x0C, text.encode())
 
 
 @dataclass

@@ -56,9 +56,9 @@ def test_wrong_identity_or_issuer_refused(signed, identity, issuer, match) -> No
 def test_another_trusted_root_refused(signed, tmp_path: Path) -> None:
     s, _root = signed
     other = LocalSigstore("two").trusted_root(tmp_path / "other_root.json")
-    with pytest.raises(Refused):
+    with pytest.raises(Refused, match="certificate chain"):
         verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, other))
-    with pytest.raises(Refused):  # nor does the public-good root accept a private instance's signature
+    with pytest.raises(Refused, match="certificate chain"):  # nor does the public-good root
         verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER))
 
 
@@ -67,17 +67,67 @@ def test_changed_byte_refused(signed) -> None:
     data = bytearray(s.artifact.read_bytes())
     data[500] ^= 0x01
     s.artifact.write_bytes(bytes(data))
-    with pytest.raises(Refused, match="digest mismatch|Signature is invalid"):
+    with pytest.raises(Refused, match="message digest mismatch"):
         verify_path(s.artifact, s.bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
 
 
-def test_cli(signed, cli) -> None:
+def test_cli(signed, cli, tmp_path: Path) -> None:
     s, root = signed
-    base = ["verify", str(s.artifact), "--signature", str(s.bundle), "--trusted-root", str(root)]
-    ok = cli(*base, "--identity", IDENTITY, "--issuer", ISSUER)
+
+    def verify(artifact: Path, trusted_root: Path, identity: str = IDENTITY):
+        return cli("verify", str(artifact), "--signature", str(s.bundle), "--identity", identity,
+                   "--issuer", ISSUER, "--trusted-root", str(trusted_root))
+
+    ok = verify(s.artifact, root)
     assert ok.returncode == 0 and ok.stdout.startswith("verified:") and IDENTITY in ok.stdout
-    bad = cli(*base, "--identity", "mallory@models.example", "--issuer", ISSUER)
-    assert bad.returncode == 1 and bad.stdout.startswith("refused:") and bad.stdout.count("\n") == 1
+    other = LocalSigstore("two").trusted_root(tmp_path / "other_root.json")
+    changed = tmp_path / "changed.gguf"
+    data = bytearray(s.artifact.read_bytes())
+    data[-1] ^= 0x01
+    changed.write_bytes(bytes(data))
+    for bad, names in [(verify(s.artifact, root, "mallory@models.example"), "SANs do not match"),
+                       (verify(s.artifact, other), "certificate chain"),
+                       (verify(changed, root), "digest mismatch")]:
+        assert bad.returncode == 1 and bad.stdout.startswith("refused:"), bad
+        assert bad.stdout.count("\n") == 1 and names in bad.stdout, bad.stdout
+
+
+def test_leaf_carries_what_fulcio_puts_there(tmp_path: Path) -> None:
+    """The OIDC issuer in both Fulcio extensions (1.1 raw, 1.8 DER UTF8String, here longer
+    than 127 bytes so DER needs the long length form), code signing, and an embedded SCT."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sigstore.verify.policy import OIDCIssuer, OIDCIssuerV2
+
+    issuer = "https://issuer.models.example/" + "tenant/" * 20
+    cert = LocalSigstore("x").issue(IDENTITY, issuer, ec.generate_private_key(ec.SECP256R1()))
+    OIDCIssuer(issuer).verify(cert)
+    OIDCIssuerV2(issuer).verify(cert)
+    assert x509.ExtendedKeyUsageOID.CODE_SIGNING in cert.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
+    scts = cert.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
+    assert [sct.entry_type for sct in scts] == [x509.certificate_transparency.LogEntryType.PRE_CERTIFICATE]
+
+
+def test_keyless_in_toto_statement_over_a_file(signed, tmp_path: Path) -> None:
+    """A DSSE bundle whose in-toto subject is the file's sha256 verifies like a plain one."""
+    import hashlib
+
+    s, root = signed
+    digest = hashlib.sha256(s.artifact.read_bytes()).hexdigest()
+    statement = {"_type": "https://in-toto.io/Statement/v1",
+                 "subject": [{"name": s.artifact.name, "digest": {"sha256": digest}}],
+                 "predicateType": "https://vetted.test/release/v1", "predicate": {}}
+    store = LocalSigstore("one-dsse")
+    root = store.trusted_root(tmp_path / "dsse_root.json")
+    bundle = store.sign_statement(statement, IDENTITY, ISSUER, tmp_path / "model.gguf.intoto.json")
+    verdict = verify_path(s.artifact, bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
+    assert verdict.kind == "file" and verdict.files == {s.artifact.name: digest}
+    with pytest.raises(Refused, match="SANs do not match"):
+        verify_path(s.artifact, bundle, SigstoreIdentity("mallory@models.example", ISSUER, root))
+    s.artifact.write_bytes(s.artifact.read_bytes() + b"\x00")
+    with pytest.raises(Refused, match="not among the signed subjects"):
+        verify_path(s.artifact, bundle, SigstoreIdentity(IDENTITY, ISSUER, root))
 
 
 @pytest.mark.parametrize("field, match", [
