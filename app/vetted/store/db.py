@@ -8,13 +8,18 @@ rather than misread.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
 
 from vetted.errors import StoreError
 
-MIGRATIONS: list[str] = [
+# Each migration is an SQL script, or a Python function for steps SQL cannot express
+# (computing hashes over existing rows). Both run inside one transaction per migration.
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = [
     # 1: installed models, their files, catalogs seen, the append-only audit log
     """
     CREATE TABLE installed_models (
@@ -131,6 +136,25 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE installed_files ADD COLUMN boot_id TEXT;
     """,
+    # 5: everything an in-place edit changes is part of the fast path (device and ctime
+    # join size, mtime and inode; rows without them are re-hashed on first use), and the
+    # rollback floor of a catalog is kept per pinned signer *and* catalog id, so another
+    # signer reusing an id cannot lock the first one out.
+    """
+    ALTER TABLE installed_files ADD COLUMN dev INTEGER;
+    ALTER TABLE installed_files ADD COLUMN ctime_ns INTEGER;
+    CREATE TABLE catalog_versions (
+        signer_key TEXT NOT NULL,
+        catalog_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        issued TEXT,
+        expires TEXT,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (signer_key, catalog_id)
+    );
+    """,
 ]
 
 
@@ -162,8 +186,12 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
     for number in range(current, len(MIGRATIONS)):
         with db.conn:
             db.conn.execute("BEGIN IMMEDIATE")
-            for stmt in _split(MIGRATIONS[number]):
-                db.conn.execute(stmt)
+            step = MIGRATIONS[number]
+            if callable(step):
+                step(db.conn)
+            else:
+                for stmt in _split(step):
+                    db.conn.execute(stmt)
             db.conn.execute(f"PRAGMA user_version={number + 1}")
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -157,7 +158,7 @@ def leaf_identities(cert: x509.Certificate) -> list[str]:
     return values
 
 
-def verify_certificate_dsse(raw: bytes, spec: CertificateChain) -> VerifiedEnvelope:
+def verify_certificate_dsse(raw: bytes, spec: CertificateChain, at: datetime | None = None) -> VerifiedEnvelope:
     from model_signing._signing import sign_certificate
 
     if not spec.chain_pem.strip():
@@ -185,12 +186,17 @@ def verify_certificate_dsse(raw: bytes, spec: CertificateChain) -> VerifiedEnvel
     return VerifiedEnvelope(payload_type, payload, f"{who} (certificate chain)")
 
 
-def verify_dsse(raw: bytes, spec: TrustSpec) -> VerifiedEnvelope:
-    """Checks a DSSE bundle's signature against `spec`; returns the signed payload."""
+def verify_dsse(raw: bytes, spec: TrustSpec, at: datetime | None = None) -> VerifiedEnvelope:
+    """Checks a DSSE bundle's signature against `spec`; returns the signed payload.
+
+    `at` is the time the signature was first verified (None: now). A certificate that has
+    since expired still verifies as of that time, so an installed model keeps running;
+    Sigstore bundles carry their own signing time and ignore it.
+    """
     if isinstance(spec, SigstoreIdentity):
         return verify_sigstore_dsse(raw, spec)
     if isinstance(spec, CertificateChain):
-        return verify_certificate_dsse(raw, spec)
+        return verify_certificate_dsse(raw, spec, at)
     if isinstance(spec, PublicKey):
         return verify_key_dsse(raw, spec)
     raise TypeError(f"unknown trust spec {spec!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from vetted.errors import Refused
@@ -56,8 +57,9 @@ def manifest_from_envelope(env: VerifiedEnvelope):
         raise Refused("model signature manifest", f"{exc} [{type(exc).__name__}]") from None
 
 
-def signed_manifest(bundle: bytes, spec: TrustSpec) -> SignedManifest:
-    env = verify_dsse(bundle, spec)
+def signed_manifest(bundle: bytes, spec: TrustSpec, at: datetime | None = None) -> SignedManifest:
+    """Verifies the bundle against `spec` (as of `at`, see `verify_dsse`); the digests it covers."""
+    env = verify_dsse(bundle, spec, at)
     manifest = manifest_from_envelope(env)
     params = dict(manifest.serialization_type)
     digests = {rd.identifier: rd.digest.digest_hex for rd in manifest.resource_descriptors()}
