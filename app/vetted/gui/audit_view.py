@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from vetted.store import audit
+from vetted.textsafe import one_line
 
 
 class AuditPage(QWidget):
@@ -31,6 +33,8 @@ class AuditPage(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.count = QLabel()
+        self.count.setTextFormat(Qt.PlainText)  # it can quote audit rows, which anyone may have written
+        self.count.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(self.result)
@@ -42,6 +46,7 @@ class AuditPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        self.status = audit.verify_chain(self.db)  # shown, not enforced: the rows are what a person needs
         self.rows = audit.entries(self.db)
         self.apply()
 
@@ -63,15 +68,21 @@ class AuditPage(QWidget):
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             for j, key in enumerate(["at", "result", "action", "subject", "identity", "reason"]):
-                item = QTableWidgetItem(str(r[key] or ""))
-                item.setToolTip(str(r[key] or ""))
+                text = one_line(r[key] or "")  # rows quote catalogs, servers and libraries
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
                 self.table.setItem(i, j, item)
-        self.count.setText(f"{len(rows)} of {len(self.rows)} decisions")
+        head = self.status.head
+        chain = (f"hash chain intact (head: row {head.id}, sha256 {head.hash[:16]}…)" if self.status.ok else
+                 f"BROKEN hash chain: {one_line(self.status.summary())}; trust decisions are refused until it is "
+                 "acknowledged (vetted audit --acknowledge)")
+        self.count.setText(f"{len(rows)} of {len(self.rows)} decisions — {chain}")
 
     def export(self, path: str) -> int:
         rows = self.visible_rows()
+        document = audit.export_document(self.db, rows=rows)  # with the chain head, for --verify-against
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
+            json.dump(document, f, indent=2)
         return len(rows)
 
     def export_dialog(self) -> None:

@@ -19,6 +19,45 @@ from vetted.errors import StoreError
 # (computing hashes over existing rows). Both run inside one transaction per migration.
 Migration = str | Callable[[sqlite3.Connection], None]
 
+
+def _chain_audit_log(conn: sqlite3.Connection) -> None:
+    """6: the audit log becomes a hash chain (see store/audit.py for the encoding).
+
+    Triggers alone let anyone who can write the file `DROP TRIGGER` and then rewrite or
+    delete rows unnoticed, and `INSERT OR REPLACE` rewrote a row without firing the
+    delete trigger at all. Each row now carries `prev_hash` and `hash`; the rows already
+    there are chained in id order (a gap in their ids is reported by verification, as it
+    would be later). A new BEFORE INSERT trigger refuses any id not above every id used
+    so far (that stops INSERT OR REPLACE) and a row without its hashes; the no-update and
+    no-delete triggers stay, recreated from `audit.TRIGGERS`, the text verification checks
+    them against. Acknowledged breaks are kept in `audit_acknowledgements`.
+    """
+    from vetted.store.audit import GENESIS, TRIGGERS, row_hash
+
+    conn.execute("ALTER TABLE audit ADD COLUMN prev_hash TEXT")
+    conn.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+    conn.execute("DROP TRIGGER IF EXISTS audit_no_update")  # recreated below from audit.TRIGGERS
+    prev = GENESIS
+    rows = conn.execute(
+        "SELECT id, at, action, subject, identity, result, reason, details FROM audit ORDER BY id").fetchall()
+    for row in rows:
+        digest = row_hash(row, prev)
+        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, row[0]))
+        prev = digest
+    conn.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    conn.execute("""
+    CREATE TABLE audit_acknowledgements (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        description TEXT NOT NULL,
+        audit_id INTEGER NOT NULL
+    )""")
+    for create_trigger in TRIGGERS.values():  # the two from migration 1, the insert guard, the table's own
+        conn.execute(create_trigger)
+
+
 MIGRATIONS: list[Migration] = [
     # 1: installed models, their files, catalogs seen, the append-only audit log
     """
@@ -155,6 +194,8 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (signer_key, catalog_id)
     );
     """,
+    # 6: the audit log is a hash chain; see _chain_audit_log
+    _chain_audit_log,
 ]
 
 
@@ -162,7 +203,7 @@ def open_db(path: Path) -> sqlite_utils.Database:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -172,7 +213,26 @@ def open_db(path: Path) -> sqlite_utils.Database:
         ) from None
     db = sqlite_utils.Database(conn)
     migrate(db, path)
+    from vetted.store import audit
+
+    audit.verify_chain(db)  # all rows the first time this process opens the file, then only new ones
     return db
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switching a new database to WAL takes an exclusive lock that SQLite's busy timeout
+    does not wait for; two first opens at once (two windows, a CLI run) retry briefly."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def migrate(db: sqlite_utils.Database, path: Path) -> None:
@@ -186,6 +246,10 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
     for number in range(current, len(MIGRATIONS)):
         with db.conn:
             db.conn.execute("BEGIN IMMEDIATE")
+            # another connection (a second window, a CLI run) may have migrated meanwhile:
+            # decide under the write lock, or both would run the same step
+            if db.execute("PRAGMA user_version").fetchone()[0] > number:
+                continue
             step = MIGRATIONS[number]
             if callable(step):
                 step(db.conn)
