@@ -53,13 +53,15 @@ def test_certificate_mode_checks_chain_and_leaf_identity(model_dir: Path, tmp_pa
     ok = verify_path(model_dir, model_dir / "model.sig", CertificateChain(chain, "release-signer@example.com"))
     assert "release-signer@example.com" in ok.signer
 
-    with pytest.raises(Refused, match=r"expected 'intern@example.com', certificate names \['release-signer@example.com'\]"):
+    with pytest.raises(Refused, match=r"expected e-mail identity intern@example.com, the certificate's e-mail SANs"
+                                      r" are \['release-signer@example.com'\]"):
         verify_path(model_dir, model_dir / "model.sig", CertificateChain(chain, "intern@example.com"))
 
     other = OrgPKI.create(tmp_path / "other-pki")
     with pytest.raises(Refused, match="certificate signature"):
         verify_path(model_dir, model_dir / "model.sig",
-                    CertificateChain(other.root.read_bytes() + other.intermediate.read_bytes()))
+                    CertificateChain(other.root.read_bytes() + other.intermediate.read_bytes(),
+                                     "release-signer@example.com"))
 
 
 def test_cli_exit_codes(model_dir: Path, tmp_path: Path, cli) -> None:

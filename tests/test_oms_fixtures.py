@@ -24,7 +24,9 @@ def right_spec(case: str):
     if case.endswith("sigstore"):
         return SIGSTORE_ID
     if case.endswith("certificate"):
-        return CertificateChain((KEYS / "ca-cert.pem").read_bytes() + (KEYS / "int-ca-cert.pem").read_bytes())
+        # the signing certificate has no SAN: its exact subject DN is the identity
+        return CertificateChain((KEYS / "ca-cert.pem").read_bytes() + (KEYS / "int-ca-cert.pem").read_bytes(),
+                                "CN=intermediate-ca")
     return PublicKey((KEYS / "signing-key-pub.pem").read_bytes())
 
 
@@ -43,7 +45,7 @@ def wrong_specs(case: str):
         return [
             # a chain that does not lead to the signer (its own root only, without the intermediate
             # it is still the same PKI, so use an unrelated CA: the OMS key cert's issuer differs)
-            CertificateChain(_unrelated_ca()),
+            CertificateChain(_unrelated_ca(), "CN=intermediate-ca"),
             # right chain, wrong leaf identity (model_signing does not check this; Vetted must)
             CertificateChain((KEYS / "ca-cert.pem").read_bytes() + (KEYS / "int-ca-cert.pem").read_bytes(),
                              "release-signer@example.com"),

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from vetted.errors import CatalogError
+from vetted.textsafe import is_unsafe
 
 SCHEMA = "vetted.catalog/1"
 MAX_CATALOG_BYTES = 16 * 1024 * 1024
@@ -42,6 +43,7 @@ def check_file_name(name: str) -> str:
         or name.startswith(".")
         or "\x00" in name
         or re.search(r"[:<>|\"?*\x00-\x1f]", name)
+        or any(is_unsafe(ch) for ch in name)  # C1 controls, bidi overrides, zero-width characters
         or len(name) > 200
     ):
         raise ValueError(f"{name!r} is not a plain file name (no path separators, '..' or control characters)")
@@ -90,10 +92,19 @@ class TrustSpecModel(Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> "TrustSpecModel":
-        need = {"sigstore": ("identity", "issuer"), "certificate": ("chain_pem",), "key": ("public_key_pem",)}
+        need = {"sigstore": ("identity", "issuer"), "certificate": ("chain_pem", "identity"),
+                "key": ("public_key_pem",)}
         for f in need[self.kind]:
             if not getattr(self, f):
                 raise ValueError(f"a '{self.kind}' signer needs '{f}'")
+        if self.kind == "certificate":  # typed: e-mail, URI, DNS SAN or a SAN-less subject DN
+            from vetted.errors import InputError
+            from vetted.trust.certs import CertIdentity
+
+            try:
+                CertIdentity.parse(str(self.identity))
+            except InputError as exc:
+                raise ValueError(f"'identity' {exc.found}") from None
         return self
 
     def spec(self, trusted_root=None):

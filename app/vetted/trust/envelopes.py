@@ -142,47 +142,42 @@ def verify_key_dsse(raw: bytes, spec: PublicKey) -> VerifiedEnvelope:
     return VerifiedEnvelope(payload_type, payload, spec.describe())
 
 
-def leaf_identities(cert: x509.Certificate) -> list[str]:
-    """Every SAN value of a certificate (email, URI, DNS), for identity pinning.
-
-    A pinned identity matches one of these exactly, or the leaf's full subject DN
-    (e.g. "CN=signer,O=Org") for organisations whose leaves carry no SAN.
-    """
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    values: list[str] = []
-    for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
-        values.extend(str(v) for v in san.get_values_for_type(kind))
-    return values
-
-
 def verify_certificate_dsse(raw: bytes, spec: CertificateChain, at: datetime | None = None) -> VerifiedEnvelope:
+    """Checks a certificate-mode OMS signature as of `at` (the first verification; None: now).
+
+    model_signing checks the DSSE signature and (at the leaf's notBefore) the chain; then
+    `vetted.trust.certs` checks what it does not: the leaf is valid at `at` and issued for
+    code signing, the whole chain validates at `at`, and the leaf carries the pinned
+    identity as a name of the same type.
+    """
     from model_signing._signing import sign_certificate
+
+    from vetted.trust import certs
 
     if not spec.chain_pem.strip():
         raise Refused(
             "certificate chain", "none given", "pass the organisation's CA certificate(s)"
         )
+    ident = spec.cert_identity()
+    try:
+        anchors = x509.load_pem_x509_certificates(spec.chain_pem)
+    except ValueError as exc:
+        raise _refusal("loading the certificate chain", exc, "pass PEM certificates") from None
     signature = _read_pb_signature(raw)
     payload_type, payload = _pb_verify(
         lambda path: sign_certificate.Verifier([path]), spec.chain_pem, "loading the certificate chain",
         "pass PEM certificates", signature, f"certificate signature against {spec.describe()}",
         "the signing certificate does not chain to the pinned CA, or the bundle was altered")
-    leaf = x509.load_der_x509_certificate(
-        signature.bundle.verification_material.x509_certificate_chain.certificates[0].raw_bytes
-    )
-    found = leaf_identities(leaf)
-    subject = leaf.subject.rfc4514_string()
-    if spec.identity is not None and spec.identity not in found + [subject]:
-        raise Refused(
-            "signing certificate identity (SAN)",
-            f"expected {spec.identity!r}, certificate names {found or 'no SAN at all'}"
-            f" (subject {subject})",
-            "the model was signed by someone else under the same CA; do not trust it",
-        )
-    who = spec.identity or (found[0] if found else subject)
+    try:
+        material = signature.bundle.verification_material.x509_certificate_chain.certificates
+        leaf, *intermediates = [x509.load_der_x509_certificate(c.raw_bytes) for c in material]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise _refusal("reading the bundle's certificates", exc, "the signature file is malformed") from None
+    when = certs.verification_time(at)
+    certs.check_validity(leaf, when)
+    certs.check_code_signing(leaf)
+    certs.check_chain(leaf, intermediates, anchors, when)
+    who = certs.match_identity(leaf, ident)
     return VerifiedEnvelope(payload_type, payload, f"{who} (certificate chain)")
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from vetted.errors import InputError
-from vetted.paths import pinned_trusted_root
+
+if TYPE_CHECKING:
+    from vetted.trust.certs import CertIdentity
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,13 @@ class SigstoreIdentity:
     trusted_root: Path | None = None  # None: the pinned public-good root
 
     def root_path(self) -> Path:
-        return self.trusted_root or pinned_trusted_root()
+        """The private root given explicitly, else a private copy of the public-good root
+        whose bytes matched the digest pinned in `vetted.trust.roots` (else `Refused`)."""
+        if self.trusted_root is not None:
+            return self.trusted_root
+        from vetted.trust.roots import public_good_path
+
+        return public_good_path()
 
     def describe(self) -> str:
         return f"{self.identity} (issuer {self.issuer})"
@@ -31,18 +39,30 @@ class SigstoreIdentity:
 
 @dataclass(frozen=True)
 class CertificateChain:
-    """An organisation's PKI: chain up to a pinned root, plus the leaf's SAN if given."""
+    """An organisation's PKI: chain up to a pinned CA *and* the leaf's identity (required:
+    one CA issues many certificates, so the chain alone does not say who signed).
+
+    `identity` is typed (see `vetted.trust.certs.CertIdentity`): an e-mail, URI or DNS SAN,
+    or the exact subject DN of a certificate without SANs.
+    """
 
     chain_pem: bytes
-    identity: str | None = None
+    identity: str
+
+    def __post_init__(self) -> None:
+        self.cert_identity()  # refuses a missing or malformed identity when the spec is made
+
+    def cert_identity(self) -> "CertIdentity":
+        from vetted.trust.certs import CertIdentity
+
+        return CertIdentity.parse(self.identity)
 
     def describe(self) -> str:
         from cryptography import x509
 
         certs = x509.load_pem_x509_certificates(self.chain_pem)
         root = certs[-1].subject.rfc4514_string() if certs else "?"
-        who = self.identity or "any leaf under this chain"
-        return f"{who} (certificate chain to {root})"
+        return f"{self.cert_identity().describe()} (certificate chain to {root})"
 
 
 @dataclass(frozen=True)
@@ -76,10 +96,7 @@ def to_json(spec: TrustSpec) -> dict[str, Any]:
             out["trusted_root"] = str(spec.trusted_root)
         return out
     if isinstance(spec, CertificateChain):
-        out = {"kind": "certificate", "chain_pem": spec.chain_pem.decode()}
-        if spec.identity:
-            out["identity"] = spec.identity
-        return out
+        return {"kind": "certificate", "chain_pem": spec.chain_pem.decode(), "identity": spec.identity}
     return {"kind": "key", "public_key_pem": spec.key_pem.decode()}
 
 
@@ -91,7 +108,10 @@ def from_json(data: dict[str, Any], trusted_root: Path | None = None) -> TrustSp
             root = trusted_root or (Path(data["trusted_root"]) if data.get("trusted_root") else None)
             return SigstoreIdentity(str(data["identity"]), str(data["issuer"]), root)
         if kind == "certificate":
-            return CertificateChain(str(data["chain_pem"]).encode(), data.get("identity"))
+            if not data.get("identity"):
+                raise InputError("trust spec", "a 'certificate' signer is missing field 'identity'",
+                                 "add the signing certificate's identity (e-mail, URI, DNS name or subject DN)")
+            return CertificateChain(str(data["chain_pem"]).encode(), str(data["identity"]))
         if kind == "key":
             return PublicKey(str(data["public_key_pem"]).encode())
     except KeyError as exc:
@@ -106,3 +126,18 @@ def read_pem_files(paths: list[Path]) -> bytes:
         return b"".join(Path(p).read_bytes() for p in paths)
     except OSError as exc:
         raise InputError("reading PEM", f"{exc.filename}: {exc.strerror}") from None
+
+
+def spec_key(spec: TrustSpec) -> str:
+    """A stable fingerprint of *who* a spec trusts (key, chain + identity, identity + issuer
+    + root contents), so state kept per signer survives a moved file or a renamed path."""
+    import hashlib
+    import json
+
+    data = to_json(spec)
+    if isinstance(spec, SigstoreIdentity) and spec.trusted_root is not None:
+        try:
+            data["trusted_root"] = hashlib.sha256(Path(spec.trusted_root).read_bytes()).hexdigest()
+        except OSError:
+            data["trusted_root"] = str(spec.trusted_root)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
