@@ -227,13 +227,13 @@ def Qt_Checked():
 
 def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> None:
     from catalog_kit import make_model
-    from loopback_hub import Hub
+    from hub_server import HubServer
 
     models = [{"id": name, "name": name.title(), "publisher": "P", "license": "MIT",
                "path": str(make_model(tmp_path / "src", f"{name}.gguf", 12 * 1024 * 1024)),
                "sources": {"mirrors": ["http://127.0.0.1:9"]}} for name in ("paused", "cancelled")]
     cat = build(tmp_path / "cat", signing_key[0], models=models)
-    hub = Hub(cat.parent / "mirror", "0" * 40)
+    hub = HubServer(cat.parent / "mirror", "0" * 40)
     try:
         import json
 
@@ -241,13 +241,13 @@ def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> 
 
         doc = json.loads(cat.read_text())
         for m in doc["models"]:
-            m["sources"]["mirrors"] = [f"{hub.url}/mirror"]
+            m["sources"]["mirrors"] = [hub.url]
         cat.write_text(json.dumps(doc))
         sign_file_or_folder(cat, signing_key[0], cat.with_name("catalog.json.sig"))
         s = Settings.load(loc)
         s.subscribe(CatalogSubscription(str(cat), PublicKey(signing_key[1].read_bytes())))
         s.save(loc)
-        hub.b.throttle_bps = 4 * 1024 * 1024
+        hub.bad.throttle_bps = 4 * 1024 * 1024
         w = open_window(qtbot, loc)
 
         def started(mid):
@@ -262,12 +262,12 @@ def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> 
         qtbot.mouseClick(item.pause_btn, qtbot_left())
         qtbot.waitUntil(lambda: item.state == "paused", timeout=10_000)
         assert "Paused" in item.info.text() and list(loc.quarantine.glob("*.part"))
-        hub.b.throttle_bps = None
+        hub.bad.throttle_bps = None
         qtbot.mouseClick(item.resume_btn, qtbot_left())
         qtbot.waitUntil(lambda: item.state == "done", timeout=30_000)
-        assert any(r["range"] for r in hub.b.requests if r["path"].endswith("paused.gguf"))
+        assert any(r.range for r in hub.requests if r.path.endswith("paused.gguf"))
 
-        hub.b.throttle_bps = 4 * 1024 * 1024
+        hub.bad.throttle_bps = 4 * 1024 * 1024
         item2 = started("cancelled")
         qtbot.mouseClick(item2.cancel_btn, qtbot_left())
         qtbot.waitUntil(lambda: item2.state == "cancelled", timeout=10_000)

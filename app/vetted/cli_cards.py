@@ -6,6 +6,8 @@ import json
 import sys
 import threading
 
+from vetted.textsafe import one_line
+
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("card", help="safety card, provenance, consistency with the file, spot-check results")
@@ -72,7 +74,7 @@ def cmd_spotcheck(ctx, args) -> int:
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
         return 0
-    print(f"\r{result.model_id}: {result.suite_id} {result.suite_version}, {len(result.results)} probes in "
+    print(f"\r{one_line(result.model_id)}: {result.suite_id} {result.suite_version}, {len(result.results)} probes in "
           f"{result.seconds:.0f} s ({result.status}), sha256 {result.sha256[:16]}…")
     for m in result.metrics.values():
         print(f"  {m.label:<42} {m.k:>3}/{m.n:<3} = {m.value:5.0%}  (95% CI {m.ci95[0]:.0%}–{m.ci95[1]:.0%})")
@@ -83,17 +85,21 @@ def cmd_compare(ctx, args) -> int:
     from vetted.cards.compare import FIELDS, compare_rows, metric_names as names
 
     found = [entry_for(ctx, mid, args.catalog) for mid in args.model_ids]
-    rows = compare_rows([e for e, _root in found], ctx.db, found[0][1] if found else None)
+    rows = compare_rows([e for e, _root in found], ctx.db, roots=[root for _e, root in found])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     fields = FIELDS
-    metric_names = names(rows)
-    width = max(len(f) for f in fields + metric_names) + 2
+    metric_names = names(rows)  # from the claims: untrusted like every value below
+    width = max(len(one_line(f)) for f in fields + metric_names) + 2
     col = 34
-    print(" " * width + "".join(f"{r['model'][:col - 2]:<{col}}" for r in rows))
+
+    def cell(value) -> str:
+        return f"{one_line(value)[:col - 2]:<{col}}"
+
+    print(" " * width + "".join(cell(r["model"]) for r in rows))
     for f in fields:
-        print(f"{f:<{width}}" + "".join(f"{str(r[f])[:col - 2]:<{col}}" for r in rows))
+        print(f"{f:<{width}}" + "".join(cell(r[f]) for r in rows))
     for m in metric_names:
-        print(f"{m:<{width}}" + "".join(f"{(r['metrics'].get(m) or 'not evaluated')[:col - 2]:<{col}}" for r in rows))
+        print(f"{one_line(m):<{width}}" + "".join(cell(r["metrics"].get(m) or "not evaluated") for r in rows))
     return 0

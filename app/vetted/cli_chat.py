@@ -1,4 +1,7 @@
-"""`vetted chat` and `vetted chats`: chatting from a terminal over the same core."""
+"""`vetted chat` and `vetted chats`: chatting from a terminal over the same core.
+
+A chat's messages are printed as written (people and models write newlines); one-line
+places (titles, lists, errors) go through `textsafe.one_line`."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import json
 import signal
 import sys
 import threading
+
+from vetted.textsafe import multi_line, one_line
 
 
 def add_parsers(sub) -> None:
@@ -55,7 +60,7 @@ def cmd_chat(ctx, args) -> int:
 
 
 def _one_shot(session, conv_id: int, args) -> int:
-    stream = None if args.json else (lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+    stream = None if args.json else (lambda t: (sys.stdout.write(multi_line(t)), sys.stdout.flush()))
     result = session.send(conv_id, args.prompt, stream)
     if args.json:
         print(json.dumps({"conversation_id": conv_id, "reply": result.message.content,
@@ -82,7 +87,7 @@ def _interactive(session, conv_id: int, args) -> int:
         signal.signal(signal.SIGINT, lambda *_: session.stop())  # Ctrl-C stops the reply, not the app
         try:
             sys.stdout.write("model> ")
-            result = session.send(conv_id, text, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+            result = session.send(conv_id, text, lambda t: (sys.stdout.write(multi_line(t)), sys.stdout.flush()))
             print()
             if result.message.status == "stopped":
                 print("(stopped)", file=sys.stderr)
@@ -93,7 +98,7 @@ def _interactive(session, conv_id: int, args) -> int:
 
             if not isinstance(exc, VettedError):
                 raise
-            print(f"\nerror: {exc.line()}", file=sys.stderr)
+            print(f"\nerror: {one_line(exc.line())}", file=sys.stderr)
         finally:
             signal.signal(signal.SIGINT, old)
             done.set()
@@ -111,7 +116,7 @@ def cmd_chats(ctx, args) -> int:
                               for c in convs], indent=2))
         else:
             for c in convs:
-                print(f"{c.id:>5}  {c.updated_at}  {c.model_id or '-':<30} {c.title}")
+                print(f"{c.id:>5}  {c.updated_at}  {one_line(c.model_id or '-'):<30} {one_line(c.title)}")
             if not convs:
                 print("no chats yet; start one with `vetted chat MODEL_ID`")
         return 0
@@ -119,8 +124,8 @@ def cmd_chats(ctx, args) -> int:
         raise InputError(f"chats {args.action}", "needs an argument")
     if args.action == "search":
         for conv, msg in chats.search(" ".join(args.args)):
-            where = f"{msg.role}: {msg.content[:80]!r}" if msg else "(title)"
-            print(f"{conv.id:>5}  {conv.title[:40]:<40} {where}")
+            where = f"{msg.role}: {one_line(repr(msg.content[:80]))}" if msg else "(title)"
+            print(f"{conv.id:>5}  {one_line(conv.title)[:40]:<40} {where}")
         return 0
     try:
         conv_id = int(args.args[0])
@@ -136,6 +141,23 @@ def cmd_chats(ctx, args) -> int:
         conv = chats.get(conv_id)
         if args.format == "json" or args.json:
             print(json.dumps(export_json(conv), indent=2, ensure_ascii=False))
-        else:
+        elif args.action == "show":
+            print(_show(conv))
+        else:  # an export is data (usually redirected to a file): kept exactly as stored
             print(export_markdown(conv))
     return 0
+
+
+def _show(conv) -> str:
+    """`chats show`: the Markdown export's layout for a terminal, its one-line fields
+    (title, model, system prompt, status reason) escaped; the messages as written."""
+    lines = [f"# {one_line(conv.title)}", "", f"- model: {one_line(conv.model_id or '(none)')}",
+             f"- created: {conv.created_at}"]
+    if conv.system_prompt:
+        lines += [f"- system prompt: {one_line(conv.system_prompt)}"]
+    lines.append("")
+    for m in conv.messages:
+        who = "You" if m.role == "user" else "Assistant"
+        note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
+        lines += [f"## {who}{note}", "", m.content, ""]
+    return "\n".join(lines)

@@ -69,12 +69,12 @@ def locations() -> Locations:
 def resources_dir() -> Path:
     """The shipped resources (pinned trust roots, probe suites, templates).
 
-    `VETTED_RESOURCES` points an installer build at its bundled copy; otherwise the
-    source tree's `resources/` (an editable install or a checkout) is used.
+    An installer build bundles them as `_resources` next to the package; otherwise the
+    source tree's `resources/` (an editable install or a checkout) is used. No
+    environment variable can point elsewhere: the trust root in here is pinned
+    (`trust/roots.py`), and a private Sigstore comes only through an explicit
+    `--trusted-root`.
     """
-    override = os.environ.get("VETTED_RESOURCES")
-    if override:
-        return Path(override)
     bundled = Path(__file__).parent / "_resources"
     if bundled.is_dir():
         return bundled
@@ -82,5 +82,6 @@ def resources_dir() -> Path:
 
 
 def pinned_trusted_root() -> Path:
-    """The Sigstore public-good trusted root shipped with the app (never fetched)."""
+    """Where the Sigstore public-good trusted root ships (never fetched). Its sha256 is
+    pinned in `vetted.trust.roots`; read it only through that module."""
     return resources_dir() / "trust" / "sigstore-public-good.trusted_root.json"

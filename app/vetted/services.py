@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import sqlite_utils
 
+from vetted.cards import labels
 from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog, load
 from vetted.errors import VettedError
@@ -34,13 +36,22 @@ class CatalogState:
 
 
 def open_catalogs(loc: Locations, db: sqlite_utils.Database) -> list[CatalogState]:
+    """For a background thread: also checks every claim's signature once, so the labels
+    Discover shows on the UI thread come from `cards.labels`' cache."""
     out = []
-    for sub in Settings.load(loc).catalogs:
+    settings = Settings.load(loc)
+    for sub in settings.catalogs:
         try:
-            out.append(CatalogState(sub.location, load(sub.location, sub.signer, db, trusted_root=sub.root_path),
-                                    None))
+            out.append(CatalogState(sub.location, load(sub.location, sub.signer, db, settings.transfers,
+                                                       trusted_root=sub.root_path), None))
         except VettedError as exc:
             out.append(CatalogState(sub.location, None, exc.line()))
+    for s in out:
+        for e in s.loaded.catalog.models if s.loaded else []:
+            try:
+                labels.claims_for(e, s.loaded.trusted_root)
+            except Exception:  # a malformed claim is labelled when shown; it must not stop the load
+                pass
     return out
 
 
@@ -74,13 +85,14 @@ class ModelRow:
             return "Refused: file changed"
         return f"Signed by {self.signer}"
 
+    @cached_property
+    def claims(self) -> dict[str, list[labels.Claim]]:
+        """Labelled by the same function as the model page, Compare and `vetted card`."""
+        return labels.claims_for(self.entry, self.catalog.trusted_root)
+
     @property
     def safety_summary(self) -> str:
-        card = self.entry.safety_card
-        if not card:
-            return "not evaluated"
-        n = len(card.get("benchmarks", []) or [])
-        return f"{n} benchmark(s), declared" if n else "card without results"
+        return labels.safety_summary(self.claims["safety_card"])
 
     def search_text(self) -> str:
         e = self.entry
@@ -107,9 +119,10 @@ def pull_model(loc: Locations, location: str, model_id: str, progress: Callable[
 
     db = open_db(loc.database)
     try:
-        sub = Settings.load(loc).find(location)
-        cat = load(sub.location, sub.signer, db, trusted_root=sub.root_path)
-        return pull(loc, db, cat, model_id, progress=progress, cancel=cancel)
+        settings = Settings.load(loc)
+        sub = settings.find(location)
+        cat = load(sub.location, sub.signer, db, settings.transfers, trusted_root=sub.root_path)
+        return pull(loc, db, cat, model_id, progress=progress, cancel=cancel, limits=settings.transfers)
     finally:
         db.conn.close()
 
@@ -130,8 +143,10 @@ def discard_partial(loc: Locations, location: str, model_id: str) -> int:
 
     db = open_db(loc.database)
     try:
-        sub = Settings.load(loc).find(location)
-        entry = load(sub.location, sub.signer, db, trusted_root=sub.root_path).catalog.model(model_id)
+        settings = Settings.load(loc)
+        sub = settings.find(location)
+        entry = load(sub.location, sub.signer, db, settings.transfers,
+                     trusted_root=sub.root_path).catalog.model(model_id)
     finally:
         db.conn.close()
     removed = 0

@@ -6,16 +6,26 @@ from typing import Any
 
 import sqlite_utils
 
+from vetted.cards.labels import Claim, headline
 from vetted.cards.view import card
 from vetted.catalog.schema import ModelEntry
 
 
-def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_root=None) -> list[dict[str, Any]]:
+def _claims(dicts: list[dict[str, Any]], kind: str) -> list[Claim]:
+    return [Claim(kind, d["label"], d.get("by"), d.get("why"), d.get("data")) for d in dicts]
+
+
+def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_root=None,
+                 roots: list[Any] | None = None) -> list[dict[str, Any]]:
+    """One row per entry. `roots` gives each entry its catalog's trusted root (a private
+    Sigstore's); else `trusted_root` applies to all. Labels come from `cards.labels`, as on
+    the model page and in Discover. Values are raw: front ends escape them for display."""
     from vetted.store import installed
 
     rows = []
-    for entry in entries:
-        c = card(entry, db, trusted_root)
+    for i, entry in enumerate(entries):
+        root = roots[i] if roots is not None else trusted_root
+        c = card(entry, db, root)
         try:
             state = installed.get(db, entry.id).state
         except Exception:
@@ -37,8 +47,9 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_r
         mismatches = sum(len(ch["mismatches"]) for ch in (c["consistency"] or {}).get("checks", []))
         rows.append({
             "model": entry.id, "name": entry.name, "publisher": entry.publisher, "license": entry.license,
-            "state": state, "signer": entry.signature.signer.spec(trusted_root).describe(),
-            "provenance": "missing" if not prov else prov["label"] + (f" by {prov['by']}" if prov.get("by") else ""),
+            "state": state, "signer": entry.signature.signer.spec(root).describe(),
+            "provenance": headline(_claims(c["provenance"], "provenance")),
+            "safety_card": headline(_claims(c["safety_card"], "safety_card")),
             "base": ", ".join(bases) or "-", "flags": ", ".join(flags) or "-",
             "consistency": "n/a (not installed)" if c["consistency"] is None
             else ("ok" if mismatches == 0 else f"{mismatches} mismatch(es)"),
@@ -47,7 +58,7 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_r
     return rows
 
 
-FIELDS = ["publisher", "license", "state", "signer", "provenance", "base", "flags", "consistency"]
+FIELDS = ["publisher", "license", "state", "signer", "provenance", "safety_card", "base", "flags", "consistency"]
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:

@@ -8,59 +8,52 @@ from typing import Any
 
 import sqlite_utils
 
-from vetted.cards import attest, spotcheck
+from vetted.cards import spotcheck
 from vetted.cards.consistency import check as consistency_check
-from vetted.cards.predicates import KINDS, Provenance
+from vetted.cards.labels import claims_for
+from vetted.cards.predicates import Provenance
 from vetted.catalog.schema import ModelEntry
-from vetted.errors import Refused
+from vetted.textsafe import one_line
 
 
 def card(entry: ModelEntry, db: sqlite_utils.Database | None = None, trusted_root=None) -> dict[str, Any]:
+    """Raw data (front ends escape it for display), each claim labelled by `cards.labels`."""
     sha = entry.files[0].sha256
     out: dict[str, Any] = {"model": entry.id, "name": entry.name, "sha256": sha,
                            "provenance": [], "safety_card": [], "consistency": None, "spotcheck": None}
-    for ref in entry.attestations:
-        spec = ref.signer.spec(trusted_root)
-        try:
-            claim = attest.verify(ref.bundle, spec, sha, KINDS[ref.kind])
-            out[ref.kind].append({"label": "declared", "by": claim.signer,
-                                  "data": claim.data.model_dump(exclude_none=True)})
-        except Refused as exc:
-            out[ref.kind].append({"label": "unverified", "by": spec.describe(), "why": exc.line(),
-                                  "data": _unverified_predicate(ref.bundle)})
-    for kind, data in (("provenance", entry.provenance), ("safety_card", entry.safety_card)):
-        if data:
-            out[kind].append({"label": "unverified", "by": None, "why": "not signed", "data": data})
-    installed_path = None
+    for kind, claims in claims_for(entry, trusted_root).items():
+        out[kind] = [c.as_dict() for c in claims]
     if db is not None:
-        from vetted.store import installed
-
-        try:
-            m = installed.get(db, entry.id)
-            if m.state == "verified" and m.files[0].sha256 == sha:
-                installed_path = m.files[0].path
-        except Exception:
-            pass
+        out["consistency"] = _installed_consistency(db, entry, out["provenance"])
         out["spotcheck"] = spotcheck.latest(db, sha)
-    if installed_path is not None:
-        out["consistency"] = _consistency(out["provenance"], installed_path)
     out["comparisons"] = _comparisons(out["safety_card"], out["spotcheck"])
     return out
 
 
-def _unverified_predicate(bundle: dict[str, Any]) -> Any:
-    """The claim's content as sent, for display only, when its signature does not verify."""
-    from vetted.trust.oms import peek_statement
-    import json
+def _installed_consistency(db: sqlite_utils.Database, entry: ModelEntry,
+                           provenance: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Compares the claims with the installed file's header — read only after the file
+    passed its check, through the checked descriptor (a refusal is recorded as any is)."""
+    from vetted.errors import InputError, Refused
+    from vetted.runtime.gguf_meta import read_gguf_fd
+    from vetted.store import installed
 
-    st = peek_statement(json.dumps(bundle).encode())
-    return (st or {}).get("predicate")
+    try:
+        m = installed.get(db, entry.id)
+    except InputError:
+        return None
+    if m.state != "verified" or m.files[0].sha256 != entry.files[0].sha256:
+        return None
+    try:
+        with installed.open_checked(db, entry.id, purpose="card", audit_accept=False) as checked:
+            gguf = checked.gguf()
+            info = read_gguf_fd(gguf.fd, gguf.name)
+    except Refused:
+        return None
+    return _consistency(provenance, info)
 
 
-def _consistency(provenance: list[dict[str, Any]], path) -> dict[str, Any]:
-    from vetted.runtime.gguf_meta import read_gguf
-
-    info = read_gguf(path)
+def _consistency(provenance: list[dict[str, Any]], info) -> dict[str, Any]:
     file_facts = {"architecture": info.architecture,
                   "tokenizer": info.metadata.get("tokenizer.ggml.pre") or info.metadata.get("tokenizer.ggml.model"),
                   "vocab_sha256": info.vocab_sha256, "parameters": info.parameter_count,
@@ -92,37 +85,51 @@ def _comparisons(cards: list[dict[str, Any]], local: dict[str, Any] | None) -> l
     return out
 
 
+def _pct(value: Any) -> str:
+    """A rate as a percentage; anything else (unsigned data can hold anything) escaped."""
+    return f"{value:.0%}" if isinstance(value, (int, float)) else one_line(value)
+
+
 def render_text(c: dict[str, Any]) -> str:
-    lines = [f"{c['name']} ({c['model']})", f"  sha256 {c['sha256']}"]
+    """The card for a terminal. Every interpolated value is untrusted (catalog fields, claim
+    contents, GGUF metadata, refusal reasons) and goes through `one_line`."""
+    o = one_line
+    lines = [f"{o(c['name'])} ({o(c['model'])})", f"  sha256 {o(c['sha256'])}"]
     for kind, title in (("provenance", "Provenance"), ("safety_card", "Safety card")):
         lines.append(f"{title}:")
         if not c[kind]:
             lines.append("  [missing] nothing published")
         for claim in c[kind]:
-            who = f" by {claim['by']}" if claim.get("by") else ""
-            why = f" ({claim['why']})" if claim.get("why") else ""
-            lines.append(f"  [{claim['label']}{who}]{why}")
-            data = claim["data"] or {}
+            who = f" by {o(claim['by'])}" if claim.get("by") else ""
+            why = f" ({o(claim['why'])})" if claim.get("why") else ""
+            lines.append(f"  [{o(claim['label'])}{who}]{why}")
+            data = claim["data"] if isinstance(claim["data"], dict) else {}
             if kind == "provenance":
                 for k in ("publisher", "model_name", "license", "architecture", "tokenizer", "quantization"):
                     if data.get(k):
-                        lines.append(f"    {k}: {data[k]}")
-                for b in data.get("base_models", []):
-                    t = f" (teachers: {', '.join(b['teachers'])})" if b.get("teachers") else ""
-                    lines.append(f"    base: {b['name']} [{b['relation']}]{t}")
-                if data.get("source"):
+                        lines.append(f"    {k}: {o(data[k])}")
+                for b in data.get("base_models") or []:
+                    if not isinstance(b, dict):
+                        continue
+                    t = f" (teachers: {', '.join(map(o, b['teachers']))})" if b.get("teachers") else ""
+                    lines.append(f"    base: {o(b.get('name'))} [{o(b.get('relation'))}]{t}")
+                if isinstance(data.get("source"), dict):
                     commit = data["source"].get("commit")
-                    lines.append(f"    source: {data['source'].get('repo')}" + (f" @ {commit}" if commit else ""))
+                    lines.append(f"    source: {o(data['source'].get('repo'))}" + (f" @ {o(commit)}" if commit else ""))
             else:
-                lines.append(f"    evaluator: {data.get('evaluator')}, {data.get('evaluated_at')}, "
-                             f"assurance: {data.get('assurance')}")
-                for r in data.get("results", []):
-                    ci = f" (95% CI {r['ci95'][0]:.0%}–{r['ci95'][1]:.0%})" if r.get("ci95") else ""
-                    lines.append(f"    {r['benchmark']} {r['metric']}: {r['value']:.0%}{ci}, n={r.get('sample_size')}")
-                for b in data.get("not_evaluated", []):
-                    lines.append(f"    {b}: not evaluated")
+                lines.append(f"    evaluator: {o(data.get('evaluator'))}, {o(data.get('evaluated_at'))}, "
+                             f"assurance: {o(data.get('assurance'))}")
+                for r in data.get("results") or []:
+                    if not isinstance(r, dict):
+                        continue
+                    ci = (f" (95% CI {_pct(r['ci95'][0])}–{_pct(r['ci95'][1])})"
+                          if isinstance(r.get("ci95"), list) and len(r["ci95"]) == 2 else "")
+                    lines.append(f"    {o(r.get('benchmark'))} {o(r.get('metric'))}: {_pct(r.get('value'))}{ci}, "
+                                 f"n={o(r.get('sample_size'))}")
+                for b in data.get("not_evaluated") or []:
+                    lines.append(f"    {o(b)}: not evaluated")
                 if data.get("flags"):
-                    lines.append(f"    flags: {', '.join(data['flags'])}")
+                    lines.append(f"    flags: {', '.join(map(o, data['flags']))}")
     cons = c.get("consistency")
     lines.append("Consistency with the file:")
     if not cons:
@@ -130,19 +137,20 @@ def render_text(c: dict[str, Any]) -> str:
     else:
         for chk in cons["checks"]:
             if chk["mismatches"]:
-                lines += [f"  MISMATCH {m}" for m in chk["mismatches"]]
+                lines += [f"  MISMATCH {o(m)}" for m in chk["mismatches"]]
             else:
-                lines.append(f"  [verified] the file agrees with the provenance declared by {chk['by'] or 'unsigned data'}")
+                lines.append(f"  [verified] the file agrees with the provenance declared by "
+                             f"{o(chk['by']) if chk['by'] else 'unsigned data'}")
     lines.append("Spot-check on this machine:")
     sc = c.get("spotcheck")
     if not sc:
         lines.append("  not run yet (`vetted spotcheck MODEL_ID`)")
     else:
-        lines.append(f"  [verified, measured here] {sc['suite']} at {sc['finished_at']}")
+        lines.append(f"  [verified, measured here] {o(sc['suite'])} at {o(sc['finished_at'])}")
         for m in sc["metrics"].values():
-            lines.append(f"    {m['label']}: {m['k']}/{m['n']} = {m['value']:.0%} "
+            lines.append(f"    {o(m['label'])}: {m['k']}/{m['n']} = {m['value']:.0%} "
                          f"(95% CI {m['ci95'][0]:.0%}–{m['ci95'][1]:.0%})")
     for cmp in c.get("comparisons", []):
-        lines.append(f"  {cmp['benchmark']} {cmp['metric']} claimed {cmp['claimed']:.0%}: {cmp['verdict']}"
-                     + (f" — {cmp['local']}" if cmp["local"] else ""))
+        lines.append(f"  {o(cmp['benchmark'])} {o(cmp['metric'])} claimed {_pct(cmp['claimed'])}: {o(cmp['verdict'])}"
+                     + (f" — {o(cmp['local'])}" if cmp["local"] else ""))
     return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from vetted.textsafe import one_line
+
 
 class TerminalProgress:
     def __init__(self, stream: TextIO) -> None:
@@ -23,7 +25,7 @@ class TerminalProgress:
         speed = done / max(now - self.start, 1e-6)
         eta = (total - done) / speed if speed > 0 else 0
         bar = "#" * int(frac * 30)
-        self.stream.write(f"\r{name[:30]:<30} [{bar:<30}] {frac:6.1%} {speed / 1e6:7.1f} MB/s ETA {eta:4.0f}s")
+        self.stream.write(f"\r{one_line(name)[:30]:<30} [{bar:<30}] {frac:6.1%} {speed / 1e6:7.1f} MB/s ETA {eta:4.0f}s")
         self.stream.flush()
         self.shown = True
 

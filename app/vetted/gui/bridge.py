@@ -59,10 +59,13 @@ class Runner:
 
 
 def error_text(exc: BaseException) -> str:
-    """What a person reads: what was checked, what was found, what to do."""
+    """What a person reads: what was checked, what was found, what to do. Plain text (show
+    it in a plain-text label); each part may quote a server, a catalog or a library, so
+    each is made one line by `textsafe.one_line` and only the blank line between is ours."""
     from vetted.errors import VettedError
+    from vetted.textsafe import one_line
 
     if isinstance(exc, VettedError):
-        text = f"{exc.checked}: {exc.found}"
-        return text + (f"\n\nWhat you can do: {exc.action}" if exc.action else "")
-    return f"Unexpected error: {type(exc).__name__}: {exc}"
+        text = f"{one_line(exc.checked)}: {one_line(exc.found)}"
+        return text + (f"\n\nWhat you can do: {one_line(exc.action)}" if exc.action else "")
+    return f"Unexpected error: {type(exc).__name__}: {one_line(exc)}"

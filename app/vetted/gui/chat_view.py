@@ -19,6 +19,7 @@ from vetted.gui.bridge import Runner, error_text
 from vetted.paths import Locations
 from vetted.store import installed
 from vetted.store.chats import Chats, Conversation
+from vetted.textsafe import one_line
 
 
 class SessionHost:
@@ -39,9 +40,9 @@ class SessionHost:
 
 def conversation_markdown(conv: Conversation, streaming: str | None = None) -> str:
     out = []
-    for m in conv.messages:
+    for m in conv.messages:  # contents as written (newlines are theirs); the status note is one line
         who = "**You**" if m.role == "user" else "**Assistant**"
-        note = "" if m.status == "complete" else f" _({m.status}{': ' + m.reason if m.reason else ''})_"
+        note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
         out.append(f"{who}{note}\n\n{m.content}\n\n---\n")
     if streaming is not None:
         out.append(f"**Assistant** _(writing…)_\n\n{streaming}\n")
@@ -113,7 +114,7 @@ class ChatPage(QWidget):
         self.banner = QFrame()
         self.banner.setFrameShape(QFrame.StyledPanel)
         self.banner.setStyleSheet("QFrame { background: #fdecea; } QLabel { color: #611a15; }")
-        self.banner_text = QLabel(wordWrap=True)
+        self.banner_text = QLabel(wordWrap=True, textFormat=Qt.PlainText)  # quotes the engine's error
         self.banner_text.setAccessibleName("Engine problem")
         restart = QPushButton("Restart engine", accessibleName="Restart the engine")
         restart.clicked.connect(self.restart_engine)
@@ -137,7 +138,7 @@ class ChatPage(QWidget):
         self.edit_btn.clicked.connect(self.edit_last)
         self.copy_btn.clicked.connect(self.copy_last)
         QShortcut(QKeySequence("Ctrl+Return"), self.input, activated=self.send)
-        self.status = QLabel(wordWrap=True, accessibleName="Chat status")
+        self.status = QLabel(wordWrap=True, accessibleName="Chat status", textFormat=Qt.PlainText)
         actions = QHBoxLayout()
         for b in (self.send_btn, self.stop_btn, self.regen_btn, self.edit_btn, self.copy_btn):
             actions.addWidget(b)
@@ -167,7 +168,7 @@ class ChatPage(QWidget):
         self.model.clear()
         for m in installed.all_models(self.db):
             if m.state == "verified":
-                self.model.addItem(f"{m.name} ({m.model_id})", m.model_id)
+                self.model.addItem(f"{one_line(m.name)} ({m.model_id})", m.model_id)
         idx = self.model.findData(keep)
         self.model.setCurrentIndex(max(idx, 0))
         self.model.blockSignals(False)
@@ -182,9 +183,9 @@ class ChatPage(QWidget):
             if c.id in seen:
                 continue
             seen.add(c.id)
-            item = QListWidgetItem(c.title)
+            item = QListWidgetItem(one_line(c.title))  # a title is one line, whatever was typed
             item.setData(Qt.UserRole, c.id)
-            item.setToolTip(f"{c.model_id or 'no model'} — {c.updated_at}")
+            item.setToolTip(f"{one_line(c.model_id or 'no model')} — {c.updated_at}")
             self.list.addItem(item)
             if c.id == self.conv_id:
                 self.list.setCurrentItem(item)
@@ -329,7 +330,7 @@ class ChatPage(QWidget):
         self.streaming = None
         self._set_busy(False)
         tps = result.timings.get("tokens_per_s", 0)
-        extra = f" {result.message.reason}." if result.message.reason else ""
+        extra = f" {one_line(result.message.reason)}." if result.message.reason else ""
         self.status.setText(f"{result.message.status}: {result.usage.get('completion_tokens', 0)} tokens, "
                             f"{tps:.1f} tokens/s.{extra}")
         self.render()

@@ -8,12 +8,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from vetted.textsafe import one_line
+
 
 class ComparePage(QWidget):
     def __init__(self, db) -> None:
         super().__init__()
         self.db = db
         self.entries: dict[str, object] = {}
+        self.roots: dict[str, object] = {}  # each entry's catalog trusted root (a private Sigstore's)
         self.pick = QListWidget(accessibleName="Models to compare (tick two or more)")
         self.pick.setMaximumWidth(280)
         self.go_btn = QPushButton("Compare", accessibleName="Compare the ticked models")
@@ -37,9 +40,10 @@ class ComparePage(QWidget):
     def set_entries(self, rows) -> None:
         ticked = self.ticked()
         self.entries = {r.entry.id: r.entry for r in rows}
+        self.roots = {r.entry.id: r.catalog.trusted_root for r in rows}
         self.pick.clear()
         for r in rows:
-            item = QListWidgetItem(r.entry.name)
+            item = QListWidgetItem(one_line(r.entry.name))
             item.setData(Qt.UserRole, r.entry.id)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if r.entry.id in ticked else Qt.Unchecked)
@@ -56,16 +60,16 @@ class ComparePage(QWidget):
         if len(ids) < 2:
             self.hint.setText("Tick at least two models to compare.")
             return []
-        rows = compare_rows([self.entries[i] for i in ids], self.db)
-        names = metric_names(rows)
+        rows = compare_rows([self.entries[i] for i in ids], self.db, roots=[self.roots.get(i) for i in ids])
+        names = metric_names(rows)  # metric names come from the claims: untrusted text
         labels = FIELDS + names
         self.table.setColumnCount(len(rows))
         self.table.setRowCount(len(labels))
-        self.table.setHorizontalHeaderLabels([r["name"] for r in rows])
-        self.table.setVerticalHeaderLabels(labels)
+        self.table.setHorizontalHeaderLabels([one_line(r["name"]) for r in rows])
+        self.table.setVerticalHeaderLabels([one_line(label) for label in labels])
         for j, r in enumerate(rows):
             for i, f in enumerate(labels):
-                value = str(r[f]) if f in FIELDS else (r["metrics"].get(f) or "not evaluated")
+                value = one_line(r[f] if f in FIELDS else (r["metrics"].get(f) or "not evaluated"))
                 item = QTableWidgetItem(value)
                 item.setToolTip(value)
                 self.table.setItem(i, j, item)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from vetted.gui.model_page import ModelPage
+from vetted.textsafe import one_line
 from vetted.units import human_size as human
 
 COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
@@ -46,14 +47,15 @@ class CatalogModel(QAbstractTableModel):
     def data(self, index, role=Qt.DisplayRole):
         r = self.rows[index.row()]
         col = index.column()
-        if role == Qt.DisplayRole:
-            return [r.entry.name, r.entry.publisher, human(r.entry.size), r.entry.license, r.trust_badge,
-                    r.safety_summary, FIT_TEXT[r.fit]][col]
+        if role == Qt.DisplayRole:  # catalog text: shown escaped (textsafe), kept raw in the row
+            return one_line([r.entry.name, r.entry.publisher, human(r.entry.size), r.entry.license, r.trust_badge,
+                             r.safety_summary, FIT_TEXT[r.fit]][col])
         if role == Qt.UserRole:  # sort keys
             return [r.entry.name.lower(), r.entry.publisher.lower(), r.entry.size, r.entry.license.lower(),
                     r.trust_badge, r.safety_summary, ["ok", "tight", "too_big"].index(r.fit)][col]
         if role == Qt.ToolTipRole and col == 4:
-            return f"Publisher signature must verify against: {r.signer}\nCatalog signed by: {r.catalog.signer}"
+            return (f"Publisher signature must verify against: {one_line(r.signer)}\n"
+                    f"Catalog signed by: {one_line(r.catalog.signer)}")
         if role == Qt.AccessibleTextRole:
             return f"{COLUMNS[col]}: {self.data(index)}"
         return None
@@ -113,6 +115,7 @@ class DiscoverPage(QWidget):
             w.toggled.connect(self._on_filters)
 
         self.status = QLabel()
+        self.status.setTextFormat(Qt.PlainText)  # notes quote catalog names and refusal reasons
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Catalog status")
 
@@ -162,11 +165,13 @@ class DiscoverPage(QWidget):
         self.model.set_rows(rows)
         for combo, values in ((self.licence, {r.entry.license for r in rows}),
                               (self.publisher, {r.entry.publisher for r in rows})):
-            keep = combo.currentText()
+            keep = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
-            combo.addItems(["", *sorted(values)])
-            combo.setCurrentText(keep if keep in values else "")
+            combo.addItem("", "")
+            for v in sorted(values):  # shown escaped; the raw value is what filters
+                combo.addItem(one_line(v), v)
+            combo.setCurrentIndex(max(combo.findData(keep if keep in values else ""), 0))
             combo.blockSignals(False)
         self.status.setText(status)
         self.status.setVisible(bool(status))
@@ -181,8 +186,8 @@ class DiscoverPage(QWidget):
         self.proxy.refresh()
 
     def _on_filters(self, *_a) -> None:
-        self.proxy.licence = self.licence.currentText()
-        self.proxy.publisher = self.publisher.currentText()
+        self.proxy.licence = self.licence.currentData() or ""
+        self.proxy.publisher = self.publisher.currentData() or ""
         self.proxy.only_fit = self.fit.isChecked()
         self.proxy.only_installed = self.inst.isChecked()
         self.proxy.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
 
 from vetted.gui.bridge import Runner, error_text
 from vetted.paths import Locations
+from vetted.textsafe import one_line
 
 
 class DownloadItem(QFrame):
@@ -21,10 +23,12 @@ class DownloadItem(QFrame):
         super().__init__()
         self.runner, self.loc, self.location, self.model_id = runner, loc, location, model_id
         self.setFrameShape(QFrame.StyledPanel)
-        self.title = QLabel(f"<b>{name}</b>")
+        name = one_line(name)  # the catalog's model name: shown, never interpreted
+        self.title = QLabel(f"<b>{html.escape(name)}</b>")
         self.bar = QProgressBar()
         self.bar.setAccessibleName(f"Download progress of {name}")
         self.info = QLabel("starting…")
+        self.info.setTextFormat(Qt.PlainText)  # quotes servers, catalogs and refusal reasons
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.pause_btn = QPushButton("Pause", accessibleName=f"Pause download of {name}")
@@ -52,6 +56,9 @@ class DownloadItem(QFrame):
         self.first_done: int | None = None
         self.state = "running"
         self.discard = False
+        if self.bar.format() != "%p%":  # after a refusal: the bar counts bytes again
+            self.bar.setFormat("%p%")
+            self.bar.setValue(0)
         self.pause_btn.setEnabled(True)
         self.cancel_btn.setEnabled(True)
         self.resume_btn.setEnabled(False)
@@ -102,7 +109,7 @@ class DownloadItem(QFrame):
         elapsed = max(now - self.t0, 1e-3)
         speed = (done - self.first_done) / elapsed
         left = (total - done) / speed if speed > 0 else 0
-        self.info.setText(f"{name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB, {speed / 1e6:.1f} MB/s, "
+        self.info.setText(f"{one_line(name)}: {done / 1e6:.1f} of {total / 1e6:.1f} MB, {speed / 1e6:.1f} MB/s, "
                           f"about {left:.0f} s left — hashed as it arrives")
 
     def _done(self, result) -> None:
@@ -113,7 +120,7 @@ class DownloadItem(QFrame):
             b.setEnabled(False)
         m = result.model
         self.info.setText(f"✔ Verified and installed. sha256 matches catalog {m.catalog_id} v{m.catalog_version}; "
-                          f"publisher signature by {m.signer}. Source: {result.source}.")
+                          f"publisher signature by {one_line(m.signer)}. Source: {one_line(result.source)}.")
         self.finished.emit(self.model_id, True)
 
     def _failed(self, exc) -> None:
@@ -130,8 +137,16 @@ class DownloadItem(QFrame):
             self.state = "paused"
             self.info.setText("Paused. The partial download is kept; Resume continues where it stopped.")
         else:
+            from vetted.errors import Refused
+
+            # Not a finished download: a full bar would read as success. The bar empties
+            # and says what happened; the reason follows in words.
             self.state = "refused"
-            self.info.setText("✖ Not installed.\n" + error_text(exc))
+            verdict = "refused" if isinstance(exc, Refused) else "failed"
+            self.bar.setMaximum(1)
+            self.bar.setValue(0)
+            self.bar.setFormat(verdict)
+            self.info.setText(f"✖ Download {verdict}. Not installed.\n" + error_text(exc))
         self.finished.emit(self.model_id, False)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
     QWidget,
@@ -12,6 +12,7 @@ from vetted.gui.bridge import Runner, error_text
 from vetted.units import human_size as human
 from vetted.paths import Locations
 from vetted.store import installed
+from vetted.textsafe import one_line
 
 
 class LibraryPage(QWidget):
@@ -36,6 +37,7 @@ class LibraryPage(QWidget):
         self.remove_btn.clicked.connect(self.remove)
         self.chat_btn.clicked.connect(lambda: self.current() and self.chat_requested.emit(self.current()))
         self.status = QLabel()
+        self.status.setTextFormat(Qt.PlainText)  # quotes refusal reasons
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Library status")
         buttons = QHBoxLayout()
@@ -54,7 +56,7 @@ class LibraryPage(QWidget):
         for i, m in enumerate(models):
             state = "✔ verified" if m.state == "verified" else f"✖ refused: {m.state_reason}"
             for j, text in enumerate([m.model_id, human(m.size), state, m.signer]):
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(one_line(text))
                 item.setToolTip(text)
                 self.table.setItem(i, j, item)
         if not models:
@@ -83,7 +85,7 @@ class LibraryPage(QWidget):
                         on_failed=self._check_failed)
 
     def _checked(self, r) -> None:
-        self.status.setText(f"✔ {r.model_id}: every byte matches its signature by {r.signer}.")
+        self.status.setText(f"✔ {r.model_id}: every byte matches its signature by {one_line(r.signer)}.")
         self.refresh()
         self.changed.emit()
 

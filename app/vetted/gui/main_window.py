@@ -99,11 +99,13 @@ class MainWindow(QMainWindow):
         self.states = states
         rows = model_rows(states, self.db)
         notes = []
-        for s in states:
+        from vetted.textsafe import one_line
+
+        for s in states:  # each note one line of escaped text: catalogs and refusals are untrusted
             if s.error:
-                notes.append(f"✖ Catalog {s.location} refused: {s.error}")
+                notes.append(f"✖ Catalog {one_line(s.location)} refused: {one_line(s.error)}")
             elif s.loaded and s.loaded.expired:
-                notes.append(f"⚠ {s.label}: expired; new downloads are frozen, installed models keep working.")
+                notes.append(f"⚠ {one_line(s.label)}: expired; new downloads are frozen, installed models keep working.")
         if not states:
             notes.append("No catalog is configured. Pin one with `vetted catalog add LOCATION --key PEM`.")
         elif not rows and not notes:

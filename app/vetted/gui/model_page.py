@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import html
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from vetted.textsafe import one_line
 
 if TYPE_CHECKING:  # the core is imported after the first paint, not before
     from vetted.services import ModelRow
@@ -17,12 +19,18 @@ if TYPE_CHECKING:  # the core is imported after the first paint, not before
 LABEL_COLOURS = {"verified": "#1b7f3a", "declared": "#1f5fa8", "unverified": "#a15c00", "missing": "#777777"}
 
 
+def esc(value: object) -> str:
+    """Untrusted text (catalog, claims, GGUF metadata, refusals) for the page's HTML: control
+    and format characters made visible (`textsafe.one_line`), then HTML-escaped."""
+    return html.escape(one_line(value))
+
+
 def badge(kind: str) -> str:
     return (f'<span style="color:{LABEL_COLOURS[kind]}; font-weight:600">[{kind}]</span>')
 
 
 def fact(label: str, value: str, kind: str) -> str:
-    return f"<tr><td><b>{html.escape(label)}</b></td><td>{html.escape(value)}</td><td>{badge(kind)}</td></tr>"
+    return f"<tr><td><b>{esc(label)}</b></td><td>{esc(value)}</td><td>{badge(kind)}</td></tr>"
 
 
 def render_row(row: ModelRow, card: dict | None = None) -> str:
@@ -30,7 +38,7 @@ def render_row(row: ModelRow, card: dict | None = None) -> str:
 
     e = row.entry
     verified = row.installed_state == "verified"
-    parts = [f"<h2>{html.escape(e.name)}</h2><p>{html.escape(e.description)}</p>", "<h3>Trust</h3><table>"]
+    parts = [f"<h2>{esc(e.name)}</h2><p>{esc(e.description)}</p>", "<h3>Trust</h3><table>"]
     parts.append(fact("Catalog", f"{row.catalog.catalog.name} v{row.catalog.catalog.version}, signed by "
                       f"{row.catalog.signer}", "verified"))
     parts.append(fact("Publisher signature must come from", row.signer,
@@ -66,21 +74,21 @@ def _bar(value: float, colour: str) -> str:
 
 
 def render_card(c: dict) -> str:
-    e = html.escape
+    e = esc
     parts = ["<h3>Provenance</h3>"]
     if not c["provenance"]:
         parts.append(f"<p>{badge('missing')} No provenance is published for this model.</p>")
     for p in c["provenance"]:
         who = f" by {e(p['by'])}" if p.get("by") else ""
         why = f" — {e(p['why'])}" if p.get("why") else ""
-        d = p["data"] or {}
+        d = p["data"] if isinstance(p["data"], dict) else {}
         parts.append(f"<p>{badge(p['label'])}{who}{why}</p><table>")
         for k in ("publisher", "model_name", "license", "architecture", "tokenizer", "quantization",
                   "training_data"):
             if d.get(k):
                 parts.append(f"<tr><td><b>{e(k.replace('_', ' '))}</b></td><td>{e(str(d[k]))}</td></tr>")
         for b in d.get("base_models", []):
-            teachers = f" — teachers: {e(', '.join(b['teachers']))}" if b.get("teachers") else ""
+            teachers = f" — teachers: {e(', '.join(map(one_line, b['teachers'])))}" if b.get("teachers") else ""
             parts.append(f"<tr><td><b>base model</b></td><td>{e(b['name'])} ({e(b['relation'])}){teachers}</td></tr>")
         for k in ("converter", "quantizer"):
             if d.get(k):
@@ -105,9 +113,10 @@ def render_card(c: dict) -> str:
         parts.append(f"<p>{badge('missing')} No safety evaluation is published for this model: "
                      "not evaluated, not hidden.</p>")
     for sc in c["safety_card"]:
-        d = sc["data"] or {}
+        d = sc["data"] if isinstance(sc["data"], dict) else {}
         who = f" by {e(sc['by'])}" if sc.get("by") else ""
-        parts.append(f"<p>{badge(sc['label'])}{who}: evaluator {e(str(d.get('evaluator')))}, "
+        why = f" — {e(sc['why'])}" if sc.get("why") else ""
+        parts.append(f"<p>{badge(sc['label'])}{who}{why}: evaluator {e(str(d.get('evaluator')))}, "
                      f"{e(str(d.get('evaluated_at')))}, assurance {e(str(d.get('assurance')))}</p><table>")
         for r in d.get("results", []):
             ci = f"95% CI {r['ci95'][0]:.0%}–{r['ci95'][1]:.0%}" if r.get("ci95") else "no interval"
@@ -119,7 +128,7 @@ def render_card(c: dict) -> str:
             parts.append(f"<tr><td><b>{e(b)}</b></td><td>not evaluated</td><td>{badge('missing')}</td></tr>")
         parts.append("</table>")
         if d.get("flags"):
-            parts.append(f"<p><b>Flags:</b> {e(', '.join(d['flags']))}</p>")
+            parts.append(f"<p><b>Flags:</b> {e(', '.join(map(one_line, d['flags'])))}</p>")
     sc = c.get("spotcheck")
     parts.append("<h3>Spot-check on this machine</h3>")
     if not sc:
@@ -161,6 +170,7 @@ class ModelPage(QWidget):
         self.spot_bar.hide()
         self.spot_cancel.hide()
         self.note = QLabel()
+        self.note.setTextFormat(Qt.PlainText)  # may quote an error from a library or a catalog
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view)
@@ -189,7 +199,7 @@ class ModelPage(QWidget):
             c = card(row.entry, self.db, row.catalog.trusted_root)
         except Exception as exc:  # a card must never take the page down
             c = None
-            self.note.setText(f"The card could not be read: {exc}")
+            self.note.setText(f"The card could not be read: {one_line(exc)}")
         scroll = self.view.verticalScrollBar().value()
         self.view.setHtml(render_row(row, c))
         self.view.verticalScrollBar().setValue(scroll)
