@@ -58,6 +58,10 @@ class Misbehaviour:
     chunked: bool = False                # Transfer-Encoding: chunked instead of Content-Length
     throttle_bps: int | None = None      # at most this many body bytes per second
     garbage_status: bool = False         # answer model-file requests with a malformed status line
+    trickle_every: float | None = None   # after stall_after (or 0) bytes, send one byte per this many seconds
+    trickle_headers_every: float | None = None  # send the response headers one byte per this many seconds
+    redirect_to: str | None = None       # answer every request with 302 to this base URL + the same path
+    trickle_all: bool = False            # trickle signature bundles (and catalogs) too, not only model files
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Seen:
     path: str
     range: str | None
     status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,10 +135,31 @@ class HubServer:
     # -- serving ----------------------------------------------------------------------
 
     def _serve(self, h: http.server.BaseHTTPRequestHandler, body: bool) -> None:
-        seen = Seen(h.command, h.path, h.headers.get("Range"))
+        seen = Seen(h.command, h.path, h.headers.get("Range"), headers={k.lower(): v for k, v in h.headers.items()})
         with self._lock:
             self.requests.append(seen)
         bad = self.bad
+        if bad.redirect_to:
+            seen.status = 302
+            h.send_response(302)
+            h.send_header("Location", bad.redirect_to.rstrip("/") + h.path)
+            h.send_header("X-Repo-Commit", bad.wrong_commit or self.commit)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        if bad.trickle_headers_every:
+            seen.status = 200
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n" + b"X-Padding: " + b"a" * 100_000
+            try:
+                for i in range(len(head)):
+                    h.wfile.write(head[i:i + 1])
+                    h.wfile.flush()
+                    if self._stop.wait(bad.trickle_headers_every):
+                        break
+            except OSError:
+                pass
+            h.close_connection = True
+            return
         m = _RESOLVE.match(h.path)
         if m:
             if m["repo"] != self.repo or m["commit"] != self.commit:
@@ -208,6 +234,9 @@ class HubServer:
             h.close_connection = True
 
     def _send_signature(self, h, payload: bytes, bad: Misbehaviour) -> None:
+        if bad.trickle_all and bad.trickle_every:
+            self._trickle(h, payload, bad.trickle_every, False)
+            return
         if bad.stall_signature:
             h.wfile.write(payload[: len(payload) // 2])
             h.wfile.flush()
@@ -233,10 +262,15 @@ class HubServer:
                 except OSError:
                     pass
                 return
-            if bad.stall_after is not None and at + len(piece) > bad.stall_after:
-                self._write(h, piece[: max(0, bad.stall_after - at)], chunked)
+            if bad.stall_after is not None and at + len(piece) > bad.stall_after or \
+                    bad.trickle_every and bad.stall_after is None:
+                cut = max(0, (bad.stall_after or 0) - at)
+                self._write(h, piece[:cut], chunked)
                 h.wfile.flush()
-                self._stop.wait(bad.stall_seconds)
+                if bad.trickle_every:
+                    self._trickle(h, payload[pos + cut:], bad.trickle_every, chunked)
+                else:
+                    self._stop.wait(bad.stall_seconds)
                 h.close_connection = True
                 return
             self._write(h, piece, chunked)
@@ -248,6 +282,15 @@ class HubServer:
                     return
         if chunked:
             h.wfile.write(b"0\r\n\r\n")
+
+    def _trickle(self, h, data: bytes, every: float, chunked: bool) -> None:
+        """One byte at a time: each read on the client succeeds, so only a minimum-progress
+        rule (not a per-read timeout) can abandon it."""
+        for i in range(len(data)):
+            self._write(h, data[i:i + 1], chunked)
+            h.wfile.flush()
+            if self._stop.wait(every):
+                return
 
     @staticmethod
     def _write(h, data: bytes, chunked: bool) -> None:

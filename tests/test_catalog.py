@@ -58,7 +58,7 @@ def test_rollback_refused_and_newer_accepted(tmp_path: Path, signing_key, db) ->
     cat = build(tmp_path, signing_key[0], version=5)
     load(str(cat), pub(signing_key), db)
     rewrite_and_resign(cat, signing_key[0], lambda d: d.update(version=4))
-    with pytest.raises(CatalogError, match=r"v4 is older than v5 already seen \(rollback\)"):
+    with pytest.raises(CatalogError, match=r"v4 is older than v5 already seen from this signer \(rollback\)"):
         load(str(cat), pub(signing_key), db)
     rewrite_and_resign(cat, signing_key[0], lambda d: d.update(version=6))
     assert load(str(cat), pub(signing_key), db).catalog.version == 6

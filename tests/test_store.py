@@ -78,9 +78,11 @@ def test_truncated_or_missing_file_refused(loc, db, catalog) -> None:
         f.truncate(100)
     with pytest.raises(Refused, match="size is 100 bytes"):
         installed.check(db, "tiny")
+    with pytest.raises(Refused, match="stays refused since its last check"):
+        installed.check(db, "tiny")  # a refusal sticks until a full re-hash
     path.unlink()
     with pytest.raises(Refused, match="is missing"):
-        installed.check(db, "tiny")
+        installed.check(db, "tiny", full=True)
 
 
 def test_remove_deletes_only_unshared_files(loc, db, catalog, cli) -> None:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vetted.errors import InputError
+from vetted.errors import InputError, Refused
+from vetted.fetch.limits import TransferLimits
 from vetted.paths import Locations
 from vetted.trust.identity import TrustSpec, from_json, to_json
+
+
+class SignerConflict(Refused):
+    """A location is already pinned to a different signer."""
 
 
 @dataclass
@@ -37,6 +42,8 @@ class CatalogSubscription:
 @dataclass
 class Settings:
     catalogs: list[CatalogSubscription] = field(default_factory=list)
+    # every transfer's limits (catalogs included): {"stall_timeout": s, "window": s, "min_rate": bytes/s}
+    transfers: TransferLimits = field(default_factory=TransferLimits)
 
     @staticmethod
     def path(loc: Locations) -> Path:
@@ -53,19 +60,41 @@ class Settings:
             for c in data.get("catalogs", []):
                 root = Path(c["trusted_root"]) if c.get("trusted_root") else None
                 subs.append(CatalogSubscription(c["location"], from_json(c["signer"], root), c.get("trusted_root")))
+            transfers = _limits(data.get("transfers") or {})
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"settings {p}", f"unreadable ({exc})", "fix or delete the file") from None
-        return cls(subs)
+        except InputError as exc:  # e.g. a certificate signer pinned without the leaf's identity
+            raise InputError(f"settings {p}", exc.line(),
+                             "pin that catalog's signer again (a --cert-chain needs --cert-identity)") from None
+        return cls(subs, transfers)
 
     def save(self, loc: Locations) -> None:
         p = self.path(loc)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"catalogs": [c.as_json() for c in self.catalogs]}, indent=2), "utf-8")
+        doc: dict[str, Any] = {"catalogs": [c.as_json() for c in self.catalogs]}
+        if self.transfers != TransferLimits():
+            doc["transfers"] = asdict(self.transfers)
+        tmp.write_text(json.dumps(doc, indent=2), "utf-8")
         os.replace(tmp, p)
 
-    def subscribe(self, sub: CatalogSubscription) -> None:
-        self.catalogs = [c for c in self.catalogs if c.location != sub.location] + [sub]
+    def subscribe(self, sub: CatalogSubscription, replace_signer: bool = False) -> CatalogSubscription | None:
+        """Pins a catalog location to a signer; returns the subscription it replaced, if any.
+
+        Re-pinning a location to *another* signer is refused unless `replace_signer` says the
+        person confirmed it: a silent replacement would let whoever can run one command
+        redirect trust for every later update of that catalog.
+        """
+        from vetted.trust.identity import spec_key
+
+        norm = _norm(sub.location)
+        old = next((c for c in self.catalogs if _norm(c.location) == norm), None)
+        if old is not None and spec_key(old.signer) != spec_key(sub.signer) and not replace_signer:
+            raise SignerConflict(
+                f"catalog {sub.location}", f"is pinned to {old.signer.describe()}, not {sub.signer.describe()}",
+                "re-pinning a catalog to another signer must be confirmed explicitly")
+        self.catalogs = [c for c in self.catalogs if _norm(c.location) != norm] + [sub]
+        return old
 
     def find(self, location: str | None) -> CatalogSubscription:
         if location is None:
@@ -93,3 +122,19 @@ def _norm(location: str) -> str:
 
 def normalise_location(location: str) -> str:
     return _norm(location)
+
+
+def _limits(data: dict[str, Any]) -> TransferLimits:
+    """Transfer limits from settings; each must be a positive number (a zero window would
+    abandon every download, a zero rate would disable slow-retrieval protection)."""
+    unknown = set(data) - {"stall_timeout", "window", "min_rate"}
+    if unknown:
+        raise ValueError(f"transfers: unknown field(s) {', '.join(sorted(unknown))}")
+    base = TransferLimits()
+    values = {}
+    for name in ("stall_timeout", "window", "min_rate"):
+        v = data.get(name, getattr(base, name))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ValueError(f"transfers.{name} must be a positive number, not {v!r}")
+        values[name] = int(v) if name == "min_rate" else float(v)
+    return TransferLimits(**values)

@@ -13,9 +13,10 @@ import sqlite_utils
 from vetted.catalog.schema import MAX_CATALOG_BYTES, Catalog, parse
 from vetted.errors import CatalogError, Refused
 from vetted.fetch import http
+from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
 from vetted.store import audit
 from vetted.trust import oms
-from vetted.trust.identity import TrustSpec
+from vetted.trust.identity import TrustSpec, spec_key
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,20 @@ def verify_catalog_bytes(raw: bytes, bundle: bytes, signer: TrustSpec, origin: s
 
 
 def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
-         timeout: float = http.DEFAULT_TIMEOUT, trusted_root: Path | None = None) -> LoadedCatalog:
+         limits: TransferLimits = DEFAULT_LIMITS, trusted_root: Path | None = None) -> LoadedCatalog:
+    audit.require_intact(db)  # no trust decision while the audit log's chain is broken and unacknowledged
     try:
-        raw = http.read_small(location, MAX_CATALOG_BYTES, timeout)
-        bundle = http.read_small(signature_location(location), 1024 * 1024, timeout)
+        raw = http.read_small(location, MAX_CATALOG_BYTES, limits)
+        bundle = http.read_small(signature_location(location), 1024 * 1024, limits)
         who = verify_catalog_bytes(raw, bundle, signer, location)
         catalog = parse(raw, location)
         digest = hashlib.sha256(raw).hexdigest()
-        _check_freshness(db, catalog, digest, location)
+        key = spec_key(signer)
+        _check_freshness(db, catalog, digest, location, key, who)
     except CatalogError as exc:
         audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signer))
         raise
-    _remember(db, catalog, digest, who)
+    _remember(db, catalog, digest, who, key)
     audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})
@@ -85,32 +88,40 @@ def signer_description(signer: TrustSpec) -> str:
         return repr(signer)
 
 
-def _check_freshness(db: sqlite_utils.Database, catalog: Catalog, digest: str, origin: str) -> None:
-    row = db.execute("SELECT version, sha256 FROM catalogs_seen WHERE catalog_id = ?", [catalog.id]).fetchone()
+def _check_freshness(db: sqlite_utils.Database, catalog: Catalog, digest: str, origin: str, key: str,
+                     who: str) -> None:
+    """Rollback and equivocation, judged against what *this signer* published under this id
+    before: another pinned signer reusing the id (at any version) cannot lock it out, and a
+    catalog with no stable location is still protected."""
+    row = db.execute("SELECT version, sha256 FROM catalog_versions WHERE signer_key = ? AND catalog_id = ?",
+                     [key, catalog.id]).fetchone()
+    if row is None:  # a floor recorded before migration 5 counts if the same signer set it
+        row = db.execute("SELECT version, sha256 FROM catalogs_seen WHERE catalog_id = ? AND signer = ?",
+                         [catalog.id, who]).fetchone()
     if row is None:
         return
     seen_version, seen_sha = row
     if catalog.version < seen_version:
         raise CatalogError(
             f"version of catalog {catalog.id} from {origin}",
-            f"v{catalog.version} is older than v{seen_version} already seen (rollback)",
+            f"v{catalog.version} is older than v{seen_version} already seen from this signer (rollback)",
             "someone may be replaying an old catalog; ask its publisher for the current one",
         )
     if catalog.version == seen_version and digest != seen_sha:
         raise CatalogError(
             f"catalog {catalog.id} v{catalog.version} from {origin}",
-            "differs from the v{0} seen before under the same version number".format(seen_version),
+            f"differs from the v{seen_version} this signer published before under the same version number",
             "a publisher must raise the version for every change; ask them",
         )
 
 
-def _remember(db: sqlite_utils.Database, catalog: Catalog, digest: str, signer: str) -> None:
+def _remember(db: sqlite_utils.Database, catalog: Catalog, digest: str, signer: str, key: str) -> None:
     db.execute(
-        "INSERT INTO catalogs_seen (catalog_id, version, sha256, signer, issued, expires, seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(catalog_id) DO UPDATE SET"
+        "INSERT INTO catalog_versions (signer_key, catalog_id, version, sha256, signer, issued, expires, seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(signer_key, catalog_id) DO UPDATE SET"
         " version=excluded.version, sha256=excluded.sha256, signer=excluded.signer,"
         " issued=excluded.issued, expires=excluded.expires, seen_at=excluded.seen_at",
-        [catalog.id, catalog.version, digest, signer, catalog.issued.isoformat(),
+        [key, catalog.id, catalog.version, digest, signer, catalog.issued.isoformat(),
          catalog.expires.isoformat(), datetime.now(timezone.utc).isoformat(timespec="seconds")],
     )
 

@@ -1,28 +1,57 @@
-"""HTTP with the limits a hostile server calls for: timeouts on every read (slow
-retrieval), a byte cap (endless data), and Range resume.
+"""HTTP with the limits a hostile network calls for.
 
-Built on urllib so proxy variables (HTTPS_PROXY, NO_PROXY, ...) are honoured exactly as
-the standard library does; bytes are read with `readinto` into large buffers so Python
-adds little over the socket.
+- Slow retrieval: a stall timeout per read *and* a minimum-progress watchdog
+  (`fetch/watchdog.py`) on every transfer, headers included, catalogs included.
+- Endless data: callers cap what they read; this module never buffers a body.
+- Credentials stay with their origin: redirects are followed here, and every header that
+  carries a credential is dropped the moment a redirect changes scheme, host or port
+  (httpx keeps `Authorization` across an http→https upgrade; Vetted does not). A
+  redirect from https to plain http is refused (except on loopback, for tests).
+- Proxies: `HTTP(S)_PROXY` / `NO_PROXY` as the standard library reads them; loopback
+  never goes through a proxy.
+
+The transport is httpcore2, the connection layer under httpx and huggingface_hub (a
+well-kept library, already installed), driven through its public API so the watchdog can
+own the sockets. Nothing here decides whether bytes are right: digests come only from
+signed catalogs and signatures (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
 
-import socket
+import ipaddress
+import os
 import ssl
-import urllib.error
+import stat
+import threading
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from http.client import HTTPResponse
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpcore2
 
 from vetted import __version__
 from vetted.errors import DownloadError, InputError
+from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits, WatchedBackend, Watchdog
 
 USER_AGENT = f"vetted/{__version__}"
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = DEFAULT_LIMITS.stall_timeout
+MAX_REDIRECTS = 10
+# Headers that carry a credential: never sent to an origin other than the one asked for.
+SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token"})
+
+ResponseCheck = Callable[["Response"], None]
+
+
+class Cancelled(DownloadError):
+    def __init__(self, what: str) -> None:
+        super().__init__(what, "cancelled", "run the same command again to resume")
+
+
+class ConnectionLost(DownloadError):
+    """The connection ended early or broke; what arrived is kept for a resume."""
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -34,65 +63,233 @@ def _ssl_context() -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
-_opener: urllib.request.OpenerDirector | None = None
+_SSL: ssl.SSLContext | None = None
 
 
-def opener() -> urllib.request.OpenerDirector:
-    global _opener
-    if _opener is None:
-        _opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=_ssl_context())
-        )
-    return _opener
+def ssl_context() -> ssl.SSLContext:
+    global _SSL
+    if _SSL is None:
+        _SSL = _ssl_context()
+    return _SSL
 
 
 @dataclass
 class Response:
+    """One response of a transfer; `chunks()` streams the body under the transfer's watchdog."""
+
+    url: str
     status: int
+    reason: str
     headers: dict[str, str]
-    raw: HTTPResponse
+    _body: httpcore2.Response | None = field(default=None, repr=False)
+    _fail: Callable[[BaseException], Exception] | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def chunks(self) -> Iterator[bytes]:
+        if self._body is None:
+            return
+        try:
+            for chunk in self._body.stream:  # type: ignore[union-attr]
+                if chunk:
+                    yield chunk
+        except Exception as exc:
+            assert self._fail is not None
+            raise self._fail(exc) from None
+
+    def read(self, cap: int) -> bytes:
+        """Up to `cap` + 1 bytes, so a caller can tell "more than cap"."""
+        buf = bytearray()
+        for chunk in self.chunks():
+            buf += chunk
+            if len(buf) > cap:
+                break
+        return bytes(buf)
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    u = urllib.parse.urlsplit(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    return (u.scheme.lower(), (u.hostname or "").lower(), port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _proxy_for(url: str) -> str | None:
+    scheme, host, _port = origin(url)
+    if is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies()
+    if urllib.request.proxy_bypass(host):
+        return None
+    return proxies.get(scheme) or proxies.get("all")
+
+
+class _Pools:
+    """The connection pools of one transfer (direct, or per proxy), all on its watchdog."""
+
+    def __init__(self, dog: Watchdog) -> None:
+        self.dog = dog
+        self.pools: dict[str | None, httpcore2.ConnectionPool] = {}
+
+    def for_url(self, url: str) -> httpcore2.ConnectionPool:
+        proxy = _proxy_for(url)
+        if proxy not in self.pools:
+            backend = WatchedBackend(self.dog)
+            if proxy is None:
+                self.pools[proxy] = httpcore2.ConnectionPool(ssl_context=ssl_context(), network_backend=backend,
+                                                             max_connections=4)
+            else:
+                p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+                auth = (urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or "")) \
+                    if p.username else None
+                bare = p._replace(netloc=p.hostname + (f":{p.port}" if p.port else "")).geturl()
+                self.pools[proxy] = httpcore2.HTTPProxy(proxy_url=bare, proxy_auth=auth, ssl_context=ssl_context(),
+                                                        proxy_ssl_context=ssl_context(), network_backend=backend,
+                                                        max_connections=4)
+        return self.pools[proxy]
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+
+def _failure(url: str, dog: Watchdog, limits: TransferLimits, elapsed: Callable[[], float]):
+    """Turns whatever the transport raised into an error that says what happened."""
+
+    def fail(exc: BaseException) -> Exception:
+        what = f"GET {url}"
+        if dog.tripped == "cancelled":
+            return Cancelled(f"download of {url}")
+        if dog.tripped == "slow":
+            return DownloadError(
+                what, f"only {dog.received} bytes arrived in {elapsed():.0f} s, under the minimum of "
+                      f"{limits.describe_rate()}",
+                "the server is trickling data (a slow-retrieval attack or a very poor link); try another "
+                "source, or lower the minimum rate in settings")
+        if isinstance(exc, httpcore2.ReadTimeout):
+            return DownloadError(what, f"no data for {limits.stall_timeout:g} s",
+                                 "the server stalled; run the command again to resume")
+        if isinstance(exc, (httpcore2.ConnectTimeout, httpcore2.PoolTimeout)):
+            return DownloadError(what, f"cannot connect (no answer within {limits.stall_timeout:g} s)",
+                                 "check the network or try another source")
+        if isinstance(exc, httpcore2.ProxyError):
+            return DownloadError(what, f"the proxy refused ({exc})", "check HTTPS_PROXY / HTTP_PROXY")
+        if isinstance(exc, httpcore2.ConnectError):
+            return DownloadError(what, f"cannot connect ({exc})", "check the network or try another source")
+        if isinstance(exc, httpcore2.RemoteProtocolError):
+            return ConnectionLost(what, f"the server broke the protocol or the connection ({exc})",
+                                  "run the command again to resume, or try another source")
+        if isinstance(exc, (httpcore2.NetworkError, OSError)):
+            return ConnectionLost(what, f"connection lost ({exc})", "run the command again to resume")
+        if isinstance(exc, (httpcore2.UnsupportedProtocol, httpcore2.LocalProtocolError)):
+            return DownloadError(what, f"cannot be requested ({exc})", "the source address is malformed")
+        return DownloadError(what, f"failed ({type(exc).__name__}: {exc})", "try another source")
+
+    return fail
+
 
 @contextmanager
-def get(url: str, headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Response]:
-    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
-    try:
-        raw = opener().open(req, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416:
-            yield Response(416, {k.lower(): v for k, v in exc.headers.items()}, exc)  # type: ignore[arg-type]
-            return
-        raise DownloadError(f"GET {url}", f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"GET {url}", f"cannot connect ({reason})", "check the network or try another source") from None
-    try:
-        yield Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, raw)
-    finally:
-        raw.close()
+def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits = DEFAULT_LIMITS,
+        cancel: threading.Event | None = None, on_response: ResponseCheck | None = None) -> Iterator[Response]:
+    """GETs `url` following redirects; yields the final response (2xx, or 416 for resumes).
+
+    `on_response` sees every response of the redirect chain (the Hub answers its pinned
+    commit on the first one) and may raise to refuse it.
+    """
+    import time
+
+    started = time.monotonic()
+    dog = Watchdog(limits, cancel)
+    with ExitStack() as stack:
+        stack.callback(dog.stop)
+        pools = _Pools(dog)
+        stack.callback(pools.close)
+        first = origin(url)
+        current = url
+        send = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
+        for _hop in range(MAX_REDIRECTS + 1):
+            fail = _failure(current, dog, limits, lambda: time.monotonic() - started)
+            if origin(current) != first:
+                send = {k: v for k, v in send.items() if k.lower() not in SENSITIVE_HEADERS}
+            t = limits.stall_timeout
+            host = urllib.parse.urlsplit(current).netloc.rpartition("@")[2]
+            request = httpcore2.Request(b"GET", current, headers=[("Host", host), *send.items()],
+                                        extensions={"timeout": {"connect": t, "read": t, "write": t, "pool": t}})
+            try:
+                raw = pools.for_url(current).handle_request(request)
+            except Exception as exc:
+                raise fail(exc) from None
+            resp = Response(current, raw.status, raw.extensions.get("reason_phrase", b"").decode("latin-1"),
+                            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw.headers},
+                            raw, fail)
+            try:
+                if on_response is not None:
+                    on_response(resp)
+            except BaseException:
+                raw.close()
+                raise
+            if resp.status in (301, 302, 303, 307, 308) and resp.header("location"):
+                raw.close()  # its connection is not needed for the next hop
+                nxt = urllib.parse.urljoin(current, resp.header("location") or "")
+                scheme, host, _ = origin(nxt)
+                if scheme not in ("http", "https"):
+                    raise DownloadError(f"GET {current}", f"redirects to an unsupported address {nxt!r}")
+                if origin(current)[0] == "https" and scheme == "http" and not is_loopback(host):
+                    raise DownloadError(f"GET {current}", f"redirects from https to plain http ({nxt})",
+                                        "the server tried to downgrade the connection; use another source")
+                current = nxt
+                continue
+            stack.callback(raw.close)
+            if resp.status == 416 or 200 <= resp.status < 300:
+                yield resp
+                return
+            raise DownloadError(f"GET {current}", f"HTTP {resp.status} {resp.reason}".rstrip())
+        raise DownloadError(f"GET {url}", f"more than {MAX_REDIRECTS} redirects", "the source is misconfigured")
 
 
-def read_small(location: str, cap: int, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+def read_small(location: str, cap: int, limits: TransferLimits = DEFAULT_LIMITS,
+               cancel: threading.Event | None = None, on_response: ResponseCheck | None = None) -> bytes:
     """Reads a small document (catalog, signature) from a path or URL, refusing more than `cap` bytes."""
     if location.startswith(("http://", "https://")):
-        with get(location, timeout=timeout) as resp:
+        with get(location, limits=limits, cancel=cancel, on_response=on_response) as resp:
             declared = resp.header("content-length")
             if declared and declared.isdigit() and int(declared) > cap:
                 raise DownloadError(f"GET {location}", f"server declares {declared} bytes, over the {cap}-byte cap")
-            try:
-                data = resp.raw.read(cap + 1)
-            except (OSError, socket.timeout) as exc:
-                raise DownloadError(f"GET {location}", f"read failed ({exc})") from None
+            data = resp.read(cap)
     else:
-        path = Path(location.removeprefix("file://"))
-        try:
-            with open(path, "rb") as f:
-                data = f.read(cap + 1)
-        except OSError as exc:
-            raise InputError(f"reading {path}", exc.strerror or str(exc)) from None
+        data = read_local(Path(location.removeprefix("file://")), cap)
     if len(data) > cap:
         raise DownloadError(f"reading {location}", f"more than the {cap}-byte cap", "the source may be hostile")
     return data
+
+
+def open_regular(path: Path) -> int:
+    """Opens a local source read-only, refusing anything but a regular file (a FIFO would hang)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"reading {path}", exc.strerror or str(exc)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(f"reading {path}", "not a regular file (a pipe, device or folder)",
+                         "point at the file itself")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
+
+
+def read_local(path: Path, cap: int) -> bytes:
+    fd = open_regular(path)
+    with open(fd, "rb", closefd=True) as f:
+        return f.read(cap + 1)

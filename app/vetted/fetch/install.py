@@ -3,10 +3,14 @@
   signature bundle first (a few KB) → verified against the catalog's pinned signer →
   its digests must equal the signed catalog's → each file streamed into quarantine,
   hashed as it lands → digest and size equal the catalog's → atomic rename into the
-  content-addressed store → recorded (with this boot's id), the decision audited.
+  content-addressed store (and proof that the store now holds that very inode) →
+  recorded (with this boot's id), the decision audited.
 
 A file whose bytes are wrong is deleted from quarantine (it can never be resumed); a
-transfer that merely stopped is kept and resumed next time.
+transfer that merely stopped is kept and resumed next time — by the next source too, and
+if a resumed file then fails its digest, that source starts it again from zero once
+before it is blamed (an earlier source may have left the bad prefix). Pulls take a lock
+per file digest, so two models sharing a file never write one partial at the same time.
 """
 
 from __future__ import annotations
@@ -14,24 +18,29 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlite_utils
 from filelock import FileLock, Timeout
 
-from vetted.catalog.schema import ModelEntry
+from vetted.catalog.schema import FileEntry, ModelEntry
 from vetted.catalog.signed import LoadedCatalog
+from vetted.digest import sha256_fd
 from vetted.errors import CatalogError, DownloadError, Refused, StoreError
-from vetted.fetch import http
+from vetted.fetch.http import Cancelled
+from vetted.fetch.quarantine import Partial
 from vetted.fetch.sources import Source, sources_for
-from vetted.fetch.stream import Cancelled, Partial
+from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
 from vetted.paths import Locations
-from vetted.store import audit, installed
+from vetted.store import audit, installed, layout
 from vetted.trust import oms
 
 FileProgress = Callable[[str, int, int], None]  # (file name, bytes so far, total)
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class PullResult:
 
 
 def store_path(loc: Locations, sha256: str) -> Path:
-    return loc.store / "sha256" / sha256[:2] / sha256
+    return layout.store_path(loc.store, sha256)
 
 
 def pull(
@@ -52,9 +61,16 @@ def pull(
     model_id: str,
     progress: FileProgress | None = None,
     cancel: threading.Event | None = None,
-    timeout: float = http.DEFAULT_TIMEOUT,
-    log: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+    log: Log | None = None,
+    limits: TransferLimits | None = None,
 ) -> PullResult:
+    """`timeout` (seconds without data) overrides `limits.stall_timeout` when given."""
+    limits = limits or DEFAULT_LIMITS
+    if timeout is not None:
+        limits = replace(limits, stall_timeout=float(timeout))
+    say = log or (lambda _m: None)
+    audit.require_intact(db)  # no trust decision while the audit chain is broken and unacknowledged
     entry = cat.catalog.model(model_id)
     if cat.expired:
         reason = (f"catalog {cat.catalog.id} v{cat.catalog.version} expired at "
@@ -64,21 +80,38 @@ def pull(
                            "new downloads are frozen until its publisher issues a fresh catalog; "
                            "installed models stay usable")
     loc.ensure()
-    lock = FileLock(str(loc.quarantine / f"{model_id}.lock"))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        raise StoreError(f"pull of {model_id}", "another pull of this model is running", "wait for it") from None
-    try:
+    with digest_locks(loc, [f.sha256 for f in entry.files], cancel, say):
         existing = _already_installed(db, entry)
         if existing:
             return PullResult(existing, existing.source, already=True)
-        return _pull_locked(loc, db, cat, entry, progress, cancel, timeout, log or (lambda _m: None))
-    finally:
-        lock.release()
+        return _pull_locked(loc, db, cat, entry, progress, cancel, limits, say)
 
 
-def _already_installed(db, entry: ModelEntry) -> installed.InstalledModel | None:
+@contextmanager
+def digest_locks(loc: Locations, digests: list[str], cancel: threading.Event | None, log: Log) -> Iterator[None]:
+    """One lock per file digest, taken in sorted order (no deadlock), waiting for other pulls."""
+    with ExitStack() as stack:
+        for sha in sorted(set(digests)):
+            path = loc.quarantine / f"{sha}.lock"
+            if path.is_symlink():  # filelock opens with O_NOFOLLOW; a planted link would just fail
+                layout.remove_entry(path)
+            lock = FileLock(str(path))
+            told = False
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("waiting for another pull of the same file")
+                try:
+                    lock.acquire(timeout=0.2)
+                    break
+                except Timeout:
+                    if not told:
+                        log(f"waiting: another pull is fetching the file with sha256 {sha[:16]}…")
+                        told = True
+            stack.callback(lock.release)
+        yield
+
+
+def _already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installed.InstalledModel | None:
     try:
         model = installed.get(db, entry.id)
     except Exception:
@@ -87,25 +120,36 @@ def _already_installed(db, entry: ModelEntry) -> installed.InstalledModel | None
     return model if same and model.state == "verified" else None
 
 
-def _pull_locked(loc, db, cat, entry: ModelEntry, progress, cancel, timeout, log) -> PullResult:
+def _pull_locked(loc, db, cat: LoadedCatalog, entry: ModelEntry, progress, cancel, limits: TransferLimits,
+                 log: Log) -> PullResult:
     spec = entry.signature.signer.spec(cat.trusted_root)
-    sources = sources_for(entry, cat.base, timeout)
+    plan = sources_for(entry, cat.base, limits)
+    for note in plan.skipped:
+        log(f"not using {note}")
+    if not plan.sources:
+        raise DownloadError(f"pull of {entry.id}", "no source this catalog may use"
+                            + (f" ({'; '.join(plan.skipped)})" if plan.skipped else ""),
+                            "ask the catalog's publisher for a mirror or Hugging Face source")
     failures: list[str] = []
     last_refusal: Refused | None = None
     last_download: DownloadError | None = None
-    for source in sources:
+    for source in plan.sources:
         try:
             log(f"trying {source.label}")
-            bundle, signed = _signature(source, entry, spec)
-            parts = _fetch_files(loc, source, entry, progress, cancel)
-            model = _install(loc, db, cat, entry, source, bundle, signed, parts, spec)
+            bundle, signed = _signature(source, entry, spec, cancel)
+            staged = _fetch_files(loc, db, source, entry, progress, cancel, log)
+            try:
+                model = _install(loc, db, cat, entry, source, bundle, signed, staged, spec)
+            finally:
+                for s in staged:
+                    if s.part is not None:
+                        s.part.close()
             return PullResult(model, source.label)
         except Cancelled:
             audit.record(db, "model.pull", entry.id, "info", "cancelled by user; partial download kept for resume")
             raise
         except Refused as exc:
-            audit.record(db, "model.pull", entry.id, "refused", f"{source.label}: {exc.line()}",
-                         spec_description(spec))
+            audit.record(db, "model.pull", entry.id, "refused", f"{source.label}: {exc.line()}", spec.describe())
             failures.append(f"{source.label}: {exc.checked}: {exc.found}")
             last_refusal = exc
         except DownloadError as exc:
@@ -123,11 +167,11 @@ def spec_description(spec) -> str:
     return spec.describe()
 
 
-def _signature(source: Source, entry: ModelEntry, spec) -> tuple[bytes, oms.SignedManifest]:
-    bundle = source.read_small(entry.signature.bundle)
+def _signature(source: Source, entry: ModelEntry, spec, cancel) -> tuple[bytes, oms.SignedManifest]:
+    bundle = source.read_small(entry.signature.bundle, cancel=cancel)
     signed = oms.signed_manifest(bundle, spec)  # Refused names signer and reason
     for f in entry.files:
-        digest = installed._signed_digest(signed, f.name, len(entry.files))
+        digest = installed.signed_digest(signed, f.name, len(entry.files))
         if digest is None:
             raise Refused(f"publisher signature of {entry.id} by {signed.signer}",
                           f"does not cover {f.name}", "the catalog and the publisher disagree; do not use it")
@@ -138,57 +182,101 @@ def _signature(source: Source, entry: ModelEntry, spec) -> tuple[bytes, oms.Sign
     return bundle, signed
 
 
-def _fetch_files(loc, source: Source, entry: ModelEntry, progress, cancel) -> list[tuple[str, Partial]]:
-    parts = []
-    for f in entry.files:
-        target = store_path(loc, f.sha256)
-        if target.exists():  # already in the store (shared by another model); re-checked below
-            parts.append((f.name, Partial(target, target.stat().st_size, None)))  # type: ignore[arg-type]
-            continue
-        part = Partial.open(loc.quarantine / f"{f.sha256}.part", f.size)
-        cb = (lambda done, total, n=f.name: progress(n, done, total)) if progress else None
+@dataclass
+class _Staged:
+    """A file ready for install: a verified partial in quarantine, or an entry already in the store."""
+
+    file: FileEntry
+    part: Partial | None
+    existing: os.stat_result | None
+
+
+def _fetch_files(loc: Locations, db, source: Source, entry: ModelEntry, progress, cancel, log: Log) -> list[_Staged]:
+    staged: list[_Staged] = []
+    try:
+        for f in entry.files:
+            st = _reusable_store_entry(loc, f)
+            if st is not None:  # shared with another installed model, and still exactly these bytes
+                staged.append(_Staged(f, None, st))
+                continue
+            part = Partial.open(loc.quarantine / f"{f.sha256}.part", f.size)
+            staged.append(_Staged(f, part, None))
+            _fetch_one(db, source, entry, f, part, progress, cancel, log)
+        return staged
+    except BaseException:
+        for s in staged:
+            if s.part is not None:
+                s.part.close()
+        raise
+
+
+def _fetch_one(db, source: Source, entry: ModelEntry, f: FileEntry, part: Partial, progress, cancel,
+               log: Log) -> None:
+    cb = (lambda done, total: progress(f.name, done, total)) if progress else None
+    try:
+        source.fetch(f.name, part, f.size, cb, cancel)
+    except Refused:
+        part.discard()  # wrong bytes can never be resumed
+        raise
+    if part.size == f.size and part.hasher.hexdigest() == f.sha256:
+        return
+    if part.resumed_from:
+        note = (f"{f.name}: the {part.resumed_from} bytes kept from an earlier attempt did not lead to the "
+                f"signed digest; restarting from zero with {source.label}")
+        log(note)
+        audit.record(db, "model.pull", entry.id, "info", note)
+        part.reset()
         try:
             source.fetch(f.name, part, f.size, cb, cancel)
         except Refused:
-            part.reset()  # wrong bytes can never be resumed
+            part.discard()
             raise
-        digest = part.hasher.hexdigest()
-        if part.size != f.size or digest != f.sha256:
-            part.reset()
-            raise Refused(f"downloaded {f.name} from {source.label}",
-                          f"sha256 {digest} ({part.size} bytes), the signed catalog says {f.sha256} ({f.size} bytes)",
-                          "the source serves altered bytes; they were deleted")
-        parts.append((f.name, part))
-    return parts
+        if part.size == f.size and part.hasher.hexdigest() == f.sha256:
+            return
+    digest, got = part.hasher.hexdigest(), part.size
+    part.discard()
+    raise Refused(f"downloaded {f.name} from {source.label}",
+                  f"sha256 {digest} ({got} bytes), the signed catalog says {f.sha256} ({f.size} bytes)",
+                  "the source serves altered bytes; they were deleted")
+
+
+def _reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None:
+    """A store entry is reused only if it is a plain file holding exactly the signed bytes;
+    anything else at its name (a planted link, altered bytes) is removed and fetched anew."""
+    target = layout.ensure_dirs(loc.store, f.sha256)
+    try:
+        fd = layout.open_entry(target)
+    except FileNotFoundError:
+        return None
+    except StoreError:
+        layout.remove_entry(target)
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_size == f.size and sha256_fd(fd) == f.sha256 and os.fstat(fd).st_ctime_ns == st.st_ctime_ns:
+            return st
+    finally:
+        os.close(fd)
+    layout.remove_entry(target)
+    return None
 
 
 def _install(loc, db, cat: LoadedCatalog, entry: ModelEntry, source: Source, bundle: bytes,
-             signed: oms.SignedManifest, parts, spec) -> installed.InstalledModel:
-    from vetted.digest import sha256_file
+             signed: oms.SignedManifest, staged: list[_Staged], spec) -> installed.InstalledModel:
     from vetted.trust.identity import to_json
 
     files = []
-    for name, part in parts:
-        f = next(x for x in entry.files if x.name == name)
-        target = store_path(loc, f.sha256)
-        if part.hasher is None:  # already in the store: it must still be what it claims
-            if sha256_file(target) != f.sha256:
-                raise StoreError(f"store file {target}", "does not match its name (changed on disk)",
-                                 "remove it and pull again")
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(part.path, 0o444)
-            os.replace(part.path, target)
+    for s in staged:
+        target = layout.ensure_dirs(loc.store, s.file.sha256)
+        if s.part is not None:
+            st = s.part.install_into(target)
             _fsync_dir(target.parent)
-        st = target.stat()
-        files.append(installed.InstalledFile(name, f.sha256, f.size, target, st.st_ino, st.st_mtime_ns,
-                                             installed.boot_id()))
-    sig_dir = loc.store / "signatures"
-    sig_dir.mkdir(parents=True, exist_ok=True)
-    sig_path = sig_dir / f"{entry.id}.{hashlib.sha256(bundle).hexdigest()[:16]}.sig"
-    tmp = sig_path.with_suffix(".tmp")
-    tmp.write_bytes(bundle)
-    os.replace(tmp, sig_path)
+        else:
+            assert s.existing is not None
+            st = s.existing
+        files.append(installed.InstalledFile(s.file.name, s.file.sha256, s.file.size, target, st.st_ino,
+                                             st.st_mtime_ns, installed.boot_id(), st.st_dev, st.st_ctime_ns))
+    sig_path = _store_signature(loc, entry.id, bundle)
     now = audit.now()
     model = installed.InstalledModel(
         model_id=entry.id, name=entry.name, publisher=entry.publisher, catalog_id=cat.catalog.id,
@@ -203,6 +291,19 @@ def _install(loc, db, cat: LoadedCatalog, entry: ModelEntry, source: Source, bun
                  signed.signer, {"source": source.label, "files": {f.name: f.sha256 for f in files},
                                  "catalog": f"{cat.catalog.id} v{cat.catalog.version}"})
     return model
+
+
+def _store_signature(loc: Locations, model_id: str, bundle: bytes) -> Path:
+    sig_dir = loc.store / "signatures"
+    sig_dir.mkdir(parents=True, exist_ok=True)
+    layout.check_dir(sig_dir)
+    sig_path = sig_dir / f"{model_id}.{hashlib.sha256(bundle).hexdigest()[:16]}.sig"
+    tmp = sig_dir / f".{sig_path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | layout.NOFOLLOW | layout.CLOEXEC | layout.BINARY, 0o444)
+    with open(fd, "wb") as f:
+        f.write(bundle)
+    os.replace(tmp, sig_path)
+    return sig_path
 
 
 def _fsync_dir(path: Path) -> None:

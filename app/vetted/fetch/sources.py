@@ -2,18 +2,22 @@
 
 Each source only moves bytes. Whether they are the right bytes is decided elsewhere,
 from the signed catalog and the publisher's signature, never from anything a source
-says about them (DESIGN.md invariant 3).
+says about them (DESIGN.md invariant 3). A catalog fetched over the network may not
+point at this machine's files: its local-folder sources are ignored (a remote party
+must not make Vetted read /dev or a FIFO that hangs the pull).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vetted.errors import DownloadError, Refused
 from vetted.fetch import http
 from vetted.fetch.stream import Partial, Progress, copy_local, download
+from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
 
 SIGNATURE_CAP = 1024 * 1024
 
@@ -22,7 +26,7 @@ SIGNATURE_CAP = 1024 * 1024
 class Source:
     label: str
 
-    def read_small(self, name: str, cap: int = SIGNATURE_CAP) -> bytes:
+    def read_small(self, name: str, cap: int = SIGNATURE_CAP, cancel: threading.Event | None = None) -> bytes:
         raise NotImplementedError
 
     def fetch(self, name: str, part: Partial, total: int, progress: Progress | None = None,
@@ -34,8 +38,12 @@ class Source:
 class LocalFolder(Source):
     folder: Path
 
-    def read_small(self, name: str, cap: int = SIGNATURE_CAP) -> bytes:
-        return http.read_small(str(self.folder / name), cap)
+    def read_small(self, name: str, cap: int = SIGNATURE_CAP, cancel: threading.Event | None = None) -> bytes:
+        try:
+            return http.read_local(self.folder / name, cap)
+        except Exception as exc:
+            raise DownloadError(f"reading {self.folder / name}", getattr(exc, "found", str(exc)),
+                                "check the local mirror folder") from None
 
     def fetch(self, name, part, total, progress=None, cancel=None) -> None:
         copy_local(self.folder / name, part, total, progress, cancel)
@@ -44,16 +52,16 @@ class LocalFolder(Source):
 @dataclass
 class Mirror(Source):
     base_url: str
-    timeout: float = http.DEFAULT_TIMEOUT
+    limits: TransferLimits = DEFAULT_LIMITS
 
     def url(self, name: str) -> str:
         return self.base_url.rstrip("/") + "/" + name
 
-    def read_small(self, name: str, cap: int = SIGNATURE_CAP) -> bytes:
-        return http.read_small(self.url(name), cap, self.timeout)
+    def read_small(self, name: str, cap: int = SIGNATURE_CAP, cancel: threading.Event | None = None) -> bytes:
+        return http.read_small(self.url(name), cap, self.limits, cancel)
 
     def fetch(self, name, part, total, progress=None, cancel=None) -> None:
-        download(self.url(name), part, total, timeout=self.timeout, progress=progress, cancel=cancel)
+        download(self.url(name), part, total, limits=self.limits, progress=progress, cancel=cancel)
 
 
 @dataclass
@@ -61,16 +69,15 @@ class HuggingFace(Source):
     """The Hub (or whatever `HF_ENDPOINT` names), pinned to one commit.
 
     huggingface_hub builds the resolve URL and the headers (token, user agent) and
-    decides offline mode; the bytes go through Vetted's hashing pipe.
+    decides offline mode; the bytes go through Vetted's own transfer path, whose
+    redirects never carry the token to another origin.
     """
 
     repo: str
     commit: str
-    timeout: float = http.DEFAULT_TIMEOUT
+    limits: TransferLimits = DEFAULT_LIMITS
 
     def _offline(self) -> None:
-        import os
-
         from huggingface_hub import constants
 
         env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
@@ -83,17 +90,19 @@ class HuggingFace(Source):
 
         # HF_ENDPOINT is read per call, not only when huggingface_hub was imported.
         url = hf_hub_url(self.repo, name, revision=self.commit)
-        import os
-
         endpoint = os.environ.get("HF_ENDPOINT")
         if endpoint and not url.startswith(endpoint):
             url = url.replace(constants.ENDPOINT, endpoint.rstrip("/"), 1)
         return url
 
     def _headers(self) -> dict[str, str]:
-        from huggingface_hub.utils import build_hf_headers
+        """The token the way huggingface_hub finds it (HF_TOKEN, then HF_HOME's token file),
+        but not its header builder: that one fetches an "agent harness" list from the
+        endpoint, an extra request (carrying the token) nobody asked for."""
+        from huggingface_hub import get_token
 
-        return dict(build_hf_headers(library_name="vetted"))
+        token = get_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _check_commit(self, resp: http.Response) -> None:
         served = resp.header("x-repo-commit")
@@ -104,33 +113,47 @@ class HuggingFace(Source):
                 "the repository was changed or the endpoint is not the one the catalog names",
             )
 
-    def read_small(self, name: str, cap: int = SIGNATURE_CAP) -> bytes:
+    def read_small(self, name: str, cap: int = SIGNATURE_CAP, cancel: threading.Event | None = None) -> bytes:
         self._offline()
-        with http.get(self.url(name), self._headers(), self.timeout) as resp:
-            self._check_commit(resp)
-            data = resp.raw.read(cap + 1)
+        url = self.url(name)
+        with http.get(url, self._headers(), self.limits, cancel, on_response=self._check_commit) as resp:
+            data = resp.read(cap)
         if len(data) > cap:
-            raise DownloadError(f"GET {self.url(name)}", f"more than the {cap}-byte cap")
+            raise DownloadError(f"GET {url}", f"more than the {cap}-byte cap")
         return data
 
     def fetch(self, name, part, total, progress=None, cancel=None) -> None:
         self._offline()
-        download(self.url(name), part, total, headers=self._headers(), timeout=self.timeout,
+        download(self.url(name), part, total, headers=self._headers(), limits=self.limits,
                  progress=progress, cancel=cancel, check_response=self._check_commit)
 
 
-def sources_for(entry, catalog_base: str | None, timeout: float = http.DEFAULT_TIMEOUT) -> list[Source]:
-    """The catalog entry's sources in order; local folders resolve against the catalog's folder."""
-    out: list[Source] = []
+@dataclass
+class SourcePlan:
+    sources: list[Source]
+    skipped: list[str] = field(default_factory=list)  # why a listed source is not used
+
+
+def is_remote(location: str | None) -> bool:
+    return bool(location) and str(location).startswith(("http://", "https://"))
+
+
+def sources_for(entry, catalog_base: str | None, limits: TransferLimits = DEFAULT_LIMITS) -> SourcePlan:
+    """The catalog entry's sources in order; local folders resolve against a local catalog's folder."""
+    plan = SourcePlan([])
     s = entry.sources
     if s.huggingface:
-        out.append(HuggingFace(f"huggingface {s.huggingface.repo}@{s.huggingface.commit[:12]}",
-                               s.huggingface.repo, s.huggingface.commit, timeout))
+        plan.sources.append(HuggingFace(f"huggingface {s.huggingface.repo}@{s.huggingface.commit[:12]}",
+                                        s.huggingface.repo, s.huggingface.commit, limits))
     for url in s.mirrors:
-        out.append(Mirror(f"mirror {url}", url, timeout))
+        plan.sources.append(Mirror(f"mirror {url}", url, limits))
     for folder in s.local:
+        if is_remote(catalog_base):
+            plan.skipped.append(f"local folder {folder!r}: a catalog fetched from {catalog_base} "
+                                "cannot point at this machine's files")
+            continue
         p = Path(folder).expanduser()
-        if not p.is_absolute() and catalog_base and not catalog_base.startswith(("http://", "https://")):
+        if not p.is_absolute() and catalog_base:
             p = Path(catalog_base) / p
-        out.append(LocalFolder(f"local folder {p}", p))
-    return out
+        plan.sources.append(LocalFolder(f"local folder {p}", p))
+    return plan

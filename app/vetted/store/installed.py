@@ -1,25 +1,35 @@
 """Installed models and the re-check that runs before every load (DESIGN.md invariant 1).
 
-Fast path: size, mtime and inode as recorded at install, in the same boot. If any
-changed, the machine rebooted since (the bytes may not have reached the disk), or on
-demand, the file is re-hashed; a digest that no longer matches marks the model refused.
-The stored signature bundle is re-verified against the pinned signer each time (cheap).
+`open_checked` opens each store file once (no link followed), checks *that descriptor*
+and hands it out, so what the engine loads is provably the file that was checked, not a
+path looked up again (see docs/threat-model.md).
+
+Fast path: the descriptor's identity — size, mtime, ctime, inode and device — equals the
+one recorded when the bytes were last hashed, in the same boot. Anything an in-place
+edit changes is in that key: restoring the mtime (`touch -r`) still changes the ctime, and
+an edit through a hard link changes both. Otherwise (a changed key, a reboot since — the
+bytes may not have reached the disk —, a row from before these fields existed, or on
+demand) the file is re-hashed through the descriptor. A refusal sticks: a model refused
+once stays refused until a full re-hash finds the verified bytes again.
+The stored signature bundle is re-verified against the pinned signer each time (cheap),
+as of the time it was first verified, so a certificate that expired since does not strand
+an installed model.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from vetted.digest import sha256_file
-from vetted.errors import InputError, Refused
-from vetted.store import audit
+from vetted.digest import sha256_fd
+from vetted.errors import InputError, Refused, StoreError
+from vetted.store import audit, layout
 
 
 def boot_id() -> str:
@@ -34,14 +44,40 @@ def boot_id() -> str:
 
 
 @dataclass(frozen=True)
+class FileIdentity:
+    """Everything an in-place edit, a hard-link edit or a swap changes about a file."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileIdentity":
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def changes(self, other: "FileIdentity") -> list[str]:
+        return [k for k in ("dev", "ino", "size", "mtime_ns", "ctime_ns") if getattr(self, k) != getattr(other, k)]
+
+
+@dataclass(frozen=True)
 class InstalledFile:
     name: str
     sha256: str
     size: int
-    path: Path
+    path: Path  # derived from the digest (store/layout.py), never read from the database
     inode: int
     mtime_ns: int
     boot_id: str | None = None
+    dev: int | None = None
+    ctime_ns: int | None = None
+
+    @property
+    def identity(self) -> FileIdentity | None:
+        if self.dev is None or self.ctime_ns is None:
+            return None  # recorded before migration 5: re-hashed on first use
+        return FileIdentity(self.dev, self.inode, self.size, self.mtime_ns, self.ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,12 @@ class InstalledModel:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
+    def gguf(self) -> InstalledFile:
+        ggufs = [f for f in self.files if f.name.endswith(".gguf")] or list(self.files)
+        if len(ggufs) != 1:
+            raise Refused(f"model {self.model_id}", f"has {len(ggufs)} GGUF files; one is needed to load")
+        return ggufs[0]
+
 
 def add(db: sqlite_utils.Database, model: InstalledModel) -> None:
     with db.conn:
@@ -82,16 +124,16 @@ def add(db: sqlite_utils.Database, model: InstalledModel) -> None:
         for f in model.files:
             db.conn.execute(
                 "INSERT INTO installed_files (model_id, name, sha256, size, path, inode, mtime_ns, verified_at,"
-                " boot_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " boot_id, dev, ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [model.model_id, f.name, f.sha256, f.size, str(f.path), f.inode, f.mtime_ns, model.verified_at,
-                 f.boot_id],
+                 f.boot_id, f.dev, f.ctime_ns],
             )
 
 
 def get(db: sqlite_utils.Database, model_id: str) -> InstalledModel:
     rows = list(db.query("SELECT * FROM installed_models WHERE model_id = ?", [model_id]))
     if not rows:
-        raise InputError(f"model {model_id}", "is not installed", "see `vetted models`, or `vetted pull` it")
+        raise InputError(f"model {model_id}", "is not installed", "install it from a catalog first")
     return _build(db, rows[0])
 
 
@@ -100,19 +142,23 @@ def all_models(db: sqlite_utils.Database) -> list[InstalledModel]:
 
 
 def _build(db: sqlite_utils.Database, r: dict[str, Any]) -> InstalledModel:
+    root = layout.store_root_of(db.conn)
     files = tuple(
-        InstalledFile(f["name"], f["sha256"], f["size"], Path(f["path"]), f["inode"], f["mtime_ns"], f["boot_id"])
+        InstalledFile(f["name"], f["sha256"], f["size"], layout.store_path(root, f["sha256"]), f["inode"],
+                      f["mtime_ns"], f["boot_id"], f.get("dev"), f.get("ctime_ns"))
         for f in db.query("SELECT * FROM installed_files WHERE model_id = ? ORDER BY name", [r["model_id"]])
     )
+    # the bundle lives in the store's signatures folder; a row cannot point elsewhere
+    sig = root / "signatures" / Path(r["signature_path"]).name
     return InstalledModel(
         r["model_id"], r["name"], r["publisher"], r["catalog_id"], r["catalog_version"], r["source"],
-        r["signer"], json.loads(r["signer_spec"]), Path(r["signature_path"]), json.loads(r["entry_json"]),
+        r["signer"], json.loads(r["signer_spec"]), sig, json.loads(r["entry_json"]),
         r["state"], r["state_reason"], r["installed_at"], r["verified_at"], files,
     )
 
 
 def set_state(db: sqlite_utils.Database, model_id: str, state: str, reason: str | None,
-              refresh_files: list[InstalledFile] | None = None) -> None:
+              refresh: dict[str, FileIdentity] | None = None) -> None:
     with db.conn:
         db.conn.execute("BEGIN IMMEDIATE")
         if state == "verified":
@@ -121,10 +167,53 @@ def set_state(db: sqlite_utils.Database, model_id: str, state: str, reason: str 
         else:
             db.conn.execute("UPDATE installed_models SET state=?, state_reason=? WHERE model_id=?",
                             [state, reason, model_id])
-        for f in refresh_files or []:
-            db.conn.execute("UPDATE installed_files SET inode=?, mtime_ns=?, verified_at=?, boot_id=?"
-                            " WHERE model_id=? AND name=?",
-                            [f.inode, f.mtime_ns, audit.now(), f.boot_id, model_id, f.name])
+        for name, ident in (refresh or {}).items():
+            db.conn.execute("UPDATE installed_files SET inode=?, mtime_ns=?, dev=?, ctime_ns=?, verified_at=?,"
+                            " boot_id=? WHERE model_id=? AND name=?",
+                            [ident.ino, ident.mtime_ns, ident.dev, ident.ctime_ns, audit.now(), boot_id(),
+                             model_id, name])
+
+
+@dataclass
+class CheckedFile:
+    """A store file opened once and checked through this descriptor."""
+
+    name: str
+    sha256: str
+    size: int
+    path: Path
+    fd: int
+    identity: FileIdentity
+
+    def current(self) -> FileIdentity:
+        return FileIdentity.of(os.fstat(self.fd))
+
+
+@dataclass
+class CheckedModel:
+    """The outcome of a re-check, holding the checked descriptors open until closed."""
+
+    model: InstalledModel
+    files: list[CheckedFile]
+    signer: str
+    rehashed: list[str] = field(default_factory=list)
+    fast_path: list[str] = field(default_factory=list)
+
+    def gguf(self) -> CheckedFile:
+        name = self.model.gguf().name
+        return next(f for f in self.files if f.name == name)
+
+    def close(self) -> None:
+        for f in self.files:
+            if f.fd >= 0:
+                os.close(f.fd)
+                f.fd = -1
+
+    def __enter__(self) -> "CheckedModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -137,48 +226,75 @@ class CheckResult:
 
 def check(db: sqlite_utils.Database, model_id: str, full: bool = False, purpose: str = "check") -> CheckResult:
     """Re-verifies an installed model; raises `Refused` (and records it) if anything changed."""
+    with open_checked(db, model_id, full, purpose) as checked:
+        return CheckResult(model_id, checked.rehashed, checked.fast_path, checked.signer)
+
+
+def open_checked(db: sqlite_utils.Database, model_id: str, full: bool = False, purpose: str = "check",
+                 audit_accept: bool = True) -> CheckedModel:
+    """Re-verifies an installed model and returns its files open; the caller closes them."""
     from vetted.trust import identity, oms
 
+    audit.require_intact(db)  # no trust decision while the audit chain is broken and unacknowledged
     model = get(db, model_id)
-    rehashed, fast, refreshed = [], [], []
+    opened: list[CheckedFile] = []
+    rehashed: list[str] = []
+    fast: list[str] = []
+    refresh: dict[str, FileIdentity] = {}
     try:
-        spec = identity.from_json(model.signer_spec)
-        # as of the first verification: a certificate that expired since keeps the model usable
-        signed = oms.signed_manifest(_read(model.signature_path), spec, _first_verified(model))
+        if model.state == "refused" and not full:
+            raise Refused(f"model {model_id}", f"stays refused since its last check ({model.state_reason})",
+                          "only a full re-hash that finds exactly the verified bytes again clears a refusal")
+        try:
+            spec = identity.from_json(model.signer_spec)
+        except InputError as exc:  # e.g. a signer pinned before identities were required
+            raise Refused(f"pinned signer of {model_id}", exc.found,
+                          "the signer recorded at install is no longer acceptable; install the model again "
+                          "from a catalog that names the signer's identity") from None
+        signed = oms.signed_manifest(_read_signature(model.signature_path), spec, _first_verified(model))
         for f in model.files:
-            try:
-                st = os.stat(f.path)
-            except FileNotFoundError:
-                raise Refused(f"installed file {f.name} of {model_id}", f"{f.path} is missing",
-                              f"run `vetted remove {model_id}` then `vetted pull {model_id}`") from None
-            signed_digest = _signed_digest(signed, f.name, len(model.files))
-            if signed_digest != f.sha256:
+            if _signed_digest(signed, f.name, len(model.files)) != f.sha256:
                 raise Refused(f"signature of {model_id}", f"no longer covers {f.name} as installed")
-            unchanged = st.st_size == f.size and st.st_mtime_ns == f.mtime_ns and st.st_ino == f.inode
-            same_boot = f.boot_id == boot_id()  # else the bytes may not have reached the disk
-            if unchanged and same_boot and not full:
+            what = f"installed file {f.name} of {model_id}"
+            redo = "the file was changed after install; remove the model and install it again"
+            try:
+                fd = layout.open_entry(f.path)
+            except FileNotFoundError:
+                raise Refused(what, f"{f.path} is missing", "remove the model and install it again") from None
+            except StoreError as exc:
+                raise Refused(what, exc.found, exc.action) from None
+            now = FileIdentity.of(os.fstat(fd))
+            opened.append(CheckedFile(f.name, f.sha256, f.size, f.path, fd, now))
+            recorded = f.identity
+            if recorded is not None and now == recorded and f.boot_id == boot_id() and not full:
                 fast.append(f.name)
                 continue
-            if st.st_size != f.size:
-                raise Refused(f"installed file {f.name} of {model_id}",
-                              f"size is {st.st_size} bytes, {f.size} were verified at install",
-                              f"the file was changed after install; run `vetted remove {model_id}` and pull it again")
-            actual = sha256_file(f.path)
-            rehashed.append(f.name)
+            if now.size != f.size:
+                raise Refused(what, f"size is {now.size} bytes, {f.size} were verified at install", redo)
+            actual = sha256_fd(fd)
+            after = FileIdentity.of(os.fstat(fd))
+            if after != now:
+                raise Refused(what, f"changed while it was being checked ({', '.join(now.changes(after))})", redo)
             if actual != f.sha256:
-                raise Refused(f"installed file {f.name} of {model_id}",
-                              f"sha256 is now {actual}, {f.sha256} was verified at install",
-                              f"the file was changed after install; run `vetted remove {model_id}` and pull it again")
-            refreshed.append(InstalledFile(f.name, f.sha256, f.size, f.path, st.st_ino, st.st_mtime_ns, boot_id()))
-    except Refused as exc:
-        set_state(db, model_id, "refused", exc.line())
-        audit.record(db, f"model.{purpose}", model_id, "refused", exc.line(), model.signer)
-        raise
-    set_state(db, model_id, "verified", None, refreshed)
-    how = (f"re-hashed {', '.join(rehashed)}" if rehashed else "") + \
-          ("; " if rehashed and fast else "") + (f"unchanged since verification: {', '.join(fast)}" if fast else "")
-    audit.record(db, f"model.{purpose}", model_id, "accepted", how, signed.signer)
-    return CheckResult(model_id, rehashed, fast, signed.signer)
+                raise Refused(what, f"sha256 is now {actual}, {f.sha256} was verified at install", redo)
+            rehashed.append(f.name)
+            refresh[f.name] = after
+    except (Refused, StoreError) as exc:
+        for c in opened:
+            os.close(c.fd)
+        line = exc.line()
+        set_state(db, model_id, "refused", line)
+        audit.record(db, f"model.{purpose}", model_id, "refused", line, model.signer)
+        if isinstance(exc, Refused):
+            raise
+        raise Refused(exc.checked, exc.found, exc.action) from None
+    set_state(db, model_id, "verified", None, refresh)
+    if audit_accept:
+        how = (f"re-hashed {', '.join(rehashed)}" if rehashed else "") + ("; " if rehashed and fast else "") + \
+              (f"unchanged since verification (size, mtime, ctime, inode, device): {', '.join(fast)}"
+               if fast else "")
+        audit.record(db, f"model.{purpose}", model_id, "accepted", how, signed.signer)
+    return CheckedModel(model, opened, signed.signer, rehashed, fast)
 
 
 def _first_verified(model: InstalledModel) -> datetime | None:
@@ -196,11 +312,16 @@ def _signed_digest(signed, name: str, n_files: int) -> str | None:
     return digest
 
 
-def _read(path: Path) -> bytes:
+signed_digest = _signed_digest
+
+
+def _read_signature(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | layout.NOFOLLOW | layout.CLOEXEC | layout.BINARY)
     except OSError as exc:
-        raise Refused("stored signature bundle", f"{path}: {exc.strerror}", "pull the model again") from None
+        raise Refused("stored signature bundle", f"{path}: {exc.strerror}", "install the model again") from None
+    with open(fd, "rb") as f:
+        return f.read(4 * 1024 * 1024)
 
 
 def remove(db: sqlite_utils.Database, model_id: str) -> list[Path]:
@@ -223,9 +344,5 @@ def purge(db: sqlite_utils.Database, model_id: str) -> list[Path]:
     """Removes a model and deletes the store files nothing else uses; returns them."""
     gone = remove(db, model_id)
     for path in gone:
-        try:
-            path.chmod(0o644)  # store files are read-only
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        layout.remove_entry(path)
     return gone

@@ -1,0 +1,148 @@
+"""Slow-retrieval protection: a transfer that does not keep moving is abandoned.
+
+A per-read timeout alone cannot stop a server that trickles one byte every few seconds
+(each read succeeds), and that applies to response headers as much as to bodies. So
+every transfer gets a watchdog that counts the bytes arriving on its sockets and, unless
+`TransferLimits.min_bytes_per_window` bytes arrived in each `window` seconds, shuts the
+sockets down: the blocked read returns at once and the transfer fails with the reason.
+
+The watchdog sits under the HTTP library, as an httpcore2 network backend whose streams
+report every read, so it sees header bytes, body bytes, TLS and proxy tunnels alike, and
+it owns the sockets it may have to cut. A cancel event is honoured the same way, so
+Cancel takes effect even while a server is silent.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore2
+
+from vetted.fetch.limits import DEFAULT_LIMITS, TransferLimits
+
+__all__ = ["DEFAULT_LIMITS", "TransferLimits", "Watchdog", "WatchedBackend", "WatchedStream"]
+
+
+
+
+class Watchdog:
+    """Counts progress for one transfer and cuts its sockets when it trips."""
+
+    def __init__(self, limits: TransferLimits, cancel: threading.Event | None = None) -> None:
+        self.limits = limits
+        self.cancel = cancel
+        self.tripped: str | None = None  # "slow" or "cancelled"
+        self.received = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._mark_time = time.monotonic()
+        self._mark_bytes = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="vetted-transfer-watchdog")
+        self._thread.start()
+
+    # -- called from the transfer's thread
+    def register(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            tripped = self.tripped
+        if tripped:
+            _cut(sock)
+
+    def feed(self, n: int) -> None:
+        with self._lock:
+            self.received += n
+            if self.received - self._mark_bytes >= self.limits.min_bytes_per_window:
+                self._mark_time, self._mark_bytes = time.monotonic(), self.received
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=2)
+
+    # -- the watchdog's own thread
+    def _watch(self) -> None:
+        while True:
+            with self._lock:
+                deadline = self._mark_time + self.limits.window
+            wait = max(0.0, deadline - time.monotonic())
+            if self.cancel is not None:
+                wait = min(wait, 0.1)
+            if self._done.wait(wait):
+                return
+            if self.cancel is not None and self.cancel.is_set():
+                self._trip("cancelled")
+                return
+            with self._lock:
+                slow = time.monotonic() >= self._mark_time + self.limits.window
+            if slow:
+                self._trip("slow")
+                return
+
+    def _trip(self, why: str) -> None:
+        with self._lock:
+            self.tripped = why
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    """shutdown() wakes a read blocked in another thread (close() alone would not)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class WatchedBackend(httpcore2.NetworkBackend):
+    """httpcore2's own socket backend, with every stream reporting to one watchdog."""
+
+    def __init__(self, dog: Watchdog) -> None:
+        self.inner = httpcore2.SyncBackend()
+        self.dog = dog
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:
+        if self.dog.tripped:
+            raise httpcore2.ConnectError(f"transfer abandoned ({self.dog.tripped})")
+        stream = self.inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                        socket_options=socket_options)
+        return WatchedStream(stream, self.dog)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:
+        raise httpcore2.UnsupportedProtocol("unix sockets are not a download source")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class WatchedStream(httpcore2.NetworkStream):
+    def __init__(self, inner: httpcore2.NetworkStream, dog: Watchdog) -> None:
+        self.inner = inner
+        self.dog = dog
+        dog.register(inner.get_extra_info("socket"))
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self.inner.read(max_bytes, timeout)
+        self.dog.feed(len(data))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore2.NetworkStream:
+        return WatchedStream(self.inner.start_tls(ssl_context, server_hostname, timeout), self.dog)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
