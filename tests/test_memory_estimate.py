@@ -24,11 +24,18 @@ def _models(tmp_path_factory) -> list[Path]:
 
 
 @pytest.mark.parametrize("n_ctx", [512, 4096])
-def test_estimate_within_tolerance_of_measured_rss(tmp_path_factory, n_ctx: int) -> None:
-    for path in _models(tmp_path_factory):
+def test_estimate_within_tolerance_of_measured_rss(tmp_path_factory, tmp_path, loc, db, signing_key,
+                                                   n_ctx: int) -> None:
+    from runtime_kit import install_files
+
+    from vetted.runtime.engine import load_verified
+
+    paths = dict(zip(("smol", "gemma"), _models(tmp_path_factory)))
+    install_files(tmp_path / "cat", loc, db, signing_key, paths)
+    for model_id, path in paths.items():
         engine = Engine()
         try:
-            engine.load_path(path, EngineSettings(n_ctx=n_ctx, n_threads=2).resolved())
+            load_verified(engine, db, model_id, EngineSettings(n_ctx=n_ctx, n_threads=2).resolved())
             engine.generate("The history of the world " * 60, {"max_tokens": 4, "temperature": 0})
             rss = engine.stats()["rss_bytes"]
         finally:

@@ -114,7 +114,6 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
         progress: Callable[[int, int, str], None] | None = None, cancel: threading.Event | None = None,
         limit: int | None = None) -> SpotCheck:
     """Runs the suite on the installed, re-verified file; stores and returns the result."""
-    from vetted.runtime import templates
     from vetted.runtime.chat import ChatSession
     from vetted.store.chats import Conversation
 
@@ -140,7 +139,8 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
             if cancel is not None and cancel.is_set():
                 status = "cancelled"
                 break
-            prompt = templates.render(template, [{"role": "user", "content": p["prompt"]}])
+            prompt, _ = session.engine.render_prompt(template, [{"role": "user", "content": p["prompt"]}],
+                                                     count=False)
             reply = session.engine.generate(prompt, params).text
             if cancel is not None and cancel.is_set():  # a reply cut short is not scored
                 status = "cancelled"

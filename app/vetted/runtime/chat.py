@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -14,7 +13,7 @@ from vetted.errors import Refused
 from vetted.runtime import templates
 from vetted.runtime.defaults import EngineSettings
 from vetted.runtime.engine import Engine, EngineCrashed, EngineError, load_verified
-from vetted.runtime.gguf_meta import read_gguf
+from vetted.runtime.gguf_meta import read_gguf_fd
 from vetted.runtime.memory import MiB, estimate, fits
 from vetted.store import installed
 from vetted.store.chats import Chats, Conversation, Message
@@ -74,26 +73,34 @@ class ChatSession:
 
     # -- internals
     def ensure_model(self, conv: Conversation) -> None:
+        """Re-checks the model before every turn; (re)loads it through the checked descriptor.
+
+        The GGUF header is parsed only after the file passed its check, from that same
+        descriptor; the memory estimate comes from it before anything is loaded.
+        """
         if not conv.model_id:
             raise Refused(f"chat {conv.id}", "has no model chosen", "pick an installed, verified model")
         n_ctx = int(conv.params.get("n_ctx", 4096))
-        if self._loaded == (conv.model_id, n_ctx) and self.engine.worker is not None and self.engine.worker.alive:
-            installed.check(self.db, conv.model_id, purpose="load")  # still re-checked every time
-            return
-        model = installed.get(self.db, conv.model_id)
-        path = _gguf_path(model)
-        info = read_gguf(path)
-        settings = EngineSettings(n_ctx=n_ctx, n_threads=int(conv.params.get("n_threads", 0)),
-                                  n_batch=int(conv.params.get("n_batch", 512)),
-                                  seed=int(conv.params.get("seed", 42))).resolved(info.context_length)
-        need = estimate(info, settings.n_ctx, settings.n_batch)
-        fit = fits(need.total)
-        if fit.verdict == "too_big" or (fit.verdict == "tight" and not self.allow_tight_memory):
-            raise MemoryRefused(f"memory for {conv.model_id}", f"{fit.message()}; {need.describe()}",
-                                "choose a smaller context length or a smaller model, or close other programs")
-        load_verified(self.engine, self.db, conv.model_id, settings)
-        self._loaded = (conv.model_id, n_ctx)
-        self._template = templates.choose(model.entry.get("runtime", {}).get("chat_template"), info.chat_template)
+        with installed.open_checked(self.db, conv.model_id, purpose="load") as checked:
+            gguf = checked.gguf()
+            worker = self.engine.worker
+            if self._loaded == (conv.model_id, n_ctx) and worker is not None and worker.alive \
+                    and self.engine.loaded_identity == gguf.identity:
+                return  # the running engine maps exactly the file that was just checked
+            info = read_gguf_fd(gguf.fd, gguf.name)
+            settings = EngineSettings(n_ctx=n_ctx, n_threads=int(conv.params.get("n_threads", 0)),
+                                      n_batch=int(conv.params.get("n_batch", 512)),
+                                      seed=int(conv.params.get("seed", 42))).resolved(info.context_length)
+            need = estimate(info, settings.n_ctx, settings.n_batch)
+            fit = fits(need.total)
+            if fit.verdict == "too_big" or (fit.verdict == "tight" and not self.allow_tight_memory):
+                raise MemoryRefused(f"memory for {conv.model_id}", f"{fit.message()}; {need.describe()}",
+                                    "choose a smaller context length or a smaller model, or close other programs")
+            self._loaded = None
+            load_verified(self.engine, self.db, conv.model_id, settings, checked)
+            self._loaded = (conv.model_id, n_ctx)
+            self._template = templates.choose(checked.model.entry.get("runtime", {}).get("chat_template"),
+                                              info.chat_template)
 
     def _messages(self, conv: Conversation) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
@@ -113,8 +120,8 @@ class ChatSession:
         reserve = min(int(conv.params.get("max_tokens", 512)), n_ctx // 4)
         dropped = 0
         while True:
-            prompt = templates.render(self._template[0], msgs)
-            n = self.engine.count_tokens(prompt)
+            prompt, counted = self.engine.render_prompt(self._template[0], msgs)
+            n = int(counted) if counted is not None else self.engine.count_tokens(prompt)
             if n + reserve <= n_ctx:
                 return prompt, dropped
             first_turn = 1 if msgs and msgs[0]["role"] == "system" else 0
@@ -151,12 +158,10 @@ class ChatSession:
         return TurnResult(msg, reply.usage, reply.timings, dropped)
 
 
-def _gguf_path(model: installed.InstalledModel) -> Path:
-    gguf = [f for f in model.files if f.name.endswith(".gguf")] or list(model.files)
-    return gguf[0].path
-
-
 def memory_estimate_for(db: sqlite_utils.Database, model_id: str, n_ctx: int) -> str:
-    info = read_gguf(_gguf_path(installed.get(db, model_id)))
+    """From the header of the file as checked (fast path), never of an unchecked one."""
+    with installed.open_checked(db, model_id, purpose="estimate", audit_accept=False) as checked:
+        gguf = checked.gguf()
+        info = read_gguf_fd(gguf.fd, gguf.name)
     e = estimate(info, min(n_ctx, info.context_length or n_ctx))
     return f"{e.total / MiB:.0f} MiB"

@@ -23,6 +23,9 @@ from typing import Any
 from vetted.errors import Refused, VettedError
 from vetted.runtime import protocol
 from vetted.runtime.defaults import EngineSettings
+from vetted.store.installed import CheckedFile, CheckedModel
+
+RENDER_TIMEOUT_S = 10.0  # a chat template that renders longer than this is stopped
 
 
 class EngineError(VettedError):
@@ -66,11 +69,11 @@ class Reply:
 class Worker:
     """One engine process and its protocol channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, pass_fds: tuple[int, ...] = ()) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vetted.runtime.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, start_new_session=False,
+            stderr=subprocess.PIPE, env=env, start_new_session=False, pass_fds=pass_fds,
         )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr_tail: list[str] = []
@@ -133,8 +136,16 @@ class Worker:
                 self.send({"op": "exit"})
                 self.proc.wait(timeout=5)
             except Exception:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class LoadRace(Refused):
+    """The checked file changed between its check and the engine's load; nothing runs."""
 
 
 class Engine:
@@ -144,31 +155,71 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.worker: Worker | None = None
         self.model_path: Path | None = None
+        self.loaded_identity = None
         self.loaded_settings: EngineSettings | None = None
         self.load_s: float = 0.0
         self._current: str | None = None
         self._lock = threading.Lock()
 
-    def load_path(self, path: Path, settings: EngineSettings | None = None) -> float:
-        """Loads an already-verified file (callers go through `load_verified`)."""
-        s = (settings or self.settings)
-        if self.worker is None or not self.worker.alive:
-            self.worker = Worker()
-        self.worker.send({"op": "load", "path": str(path), **s.as_dict()})
-        ev = self.worker.next_event(timeout=600)
+    def load_checked(self, checked: CheckedFile, settings: EngineSettings | None = None) -> float:
+        """Loads the file behind a checked descriptor in a fresh worker; callers go through
+        `load_verified`. Afterwards the descriptor's identity (device, inode, size, mtime,
+        ctime) must still be the one the check saw, or the worker is stopped and the load
+        refused: what runs is provably what was checked (docs/threat-model.md)."""
+        s = settings or self.settings
+        self.close()
+        if os.name == "posix":
+            worker, load = Worker(pass_fds=(checked.fd,)), {"fd": checked.fd}
+        else:  # Windows: see docs/threat-model.md
+            worker, load = Worker(), {"path": str(checked.path)}
+        self.worker = worker
+        worker.send({"op": "load", **load, **s.as_dict()})
+        ev = worker.next_event(timeout=600)
         if ev.get("ev") == "error":
-            raise EngineError(f"loading {path.name}", ev.get("message", "failed"),
+            self.close()
+            raise EngineError(f"loading {checked.name}", ev.get("message", "failed"),
                               "the file may be malformed or unsupported by this llama.cpp")
-        self.model_path, self.loaded_settings, self.load_s = path, s, float(ev["load_s"])
+        now = checked.current()
+        if now != checked.identity:
+            self.close()
+            raise LoadRace(f"installed file {checked.name}",
+                           f"changed between its check and the load ({', '.join(checked.identity.changes(now))})",
+                           "nothing was run; someone is modifying the model store — check it again in full")
+        self.model_path, self.loaded_settings, self.load_s = checked.path, s, float(ev["load_s"])
+        self.loaded_identity = checked.identity
         return self.load_s
 
     def _ensure(self) -> Worker:
         if self.worker is None or not self.worker.alive:
-            if self.model_path is None:
-                raise EngineError("generate", "no model is loaded")
-            self.load_path(self.model_path, self.loaded_settings)
-        assert self.worker is not None
+            raise EngineCrashed("the engine", "is not running (it stopped or crashed)",
+                                "load the model again; your chats are safe")
         return self.worker
+
+    def render_prompt(self, template: str, messages: list[dict[str, str]], count: bool = True,
+                      timeout: float | None = None) -> tuple[str, int | None]:
+        """Renders a chat template in the worker (sandboxed, memory-bounded) and counts its
+        tokens; a template still running after `timeout` seconds stops the worker."""
+        from vetted.runtime.templates import TemplateError
+
+        timeout = RENDER_TIMEOUT_S if timeout is None else timeout
+        w = self._ensure()
+        rid = uuid.uuid4().hex
+        w.send({"op": "prompt", "id": rid, "template": template, "messages": messages, "count": count})
+        try:
+            ev = w.next_event(timeout=timeout)
+        except EngineCrashed:
+            raise
+        except EngineError:
+            w.kill()
+            self.worker = None
+            raise TemplateError("chat template", f"was still rendering after {timeout:g} s; the engine was stopped",
+                                "the template is hostile or broken; choose a catalog-curated template") from None
+        if ev.get("ev") == "error":
+            if ev.get("kind") == "template":
+                raise TemplateError(ev.get("checked", "chat template"), ev.get("found", ev.get("message", "")),
+                                    ev.get("action", ""))
+            raise EngineError("rendering the chat template", ev.get("message", "failed"))
+        return str(ev["text"]), ev.get("tokens")
 
     def generate(self, prompt: str, params: dict[str, Any], on_token: Callable[[str], None] | None = None) -> Reply:
         """Streams a completion; returns the whole reply. Raises EngineError/EngineCrashed."""
@@ -229,14 +280,23 @@ class Engine:
             self.worker = None
 
 
-def load_verified(engine: Engine, db, model_id: str, settings: EngineSettings | None = None) -> Path:
-    """Invariant 1: re-check the installed file (fast path or re-hash), then load it."""
-    from vetted.store import installed
+def load_verified(engine: Engine, db, model_id: str, settings: EngineSettings | None = None,
+                  checked: CheckedModel | None = None) -> Path:
+    """Invariant 1: re-check the installed file (fast path or re-hash) through one
+    descriptor, load that descriptor, and confirm it did not change in between."""
+    from vetted.store import audit, installed
 
-    installed.check(db, model_id, purpose="load")  # raises Refused, and audits either way
-    model = installed.get(db, model_id)
-    gguf = [f for f in model.files if f.name.endswith(".gguf")] or list(model.files)
-    if len(gguf) != 1:
-        raise Refused(f"model {model_id}", f"has {len(gguf)} GGUF files; one is needed to load")
-    engine.load_path(gguf[0].path, settings)
-    return gguf[0].path
+    own = checked is None
+    checked = checked or installed.open_checked(db, model_id, purpose="load")
+    try:
+        gguf = checked.gguf()
+        try:
+            engine.load_checked(gguf, settings)
+        except LoadRace as exc:
+            installed.set_state(db, model_id, "refused", exc.line())
+            audit.record(db, "model.load", model_id, "refused", exc.line(), checked.signer)
+            raise
+        return gguf.path
+    finally:
+        if own:
+            checked.close()

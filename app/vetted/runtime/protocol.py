@@ -1,7 +1,10 @@
 """The worker protocol: one JSON object per line over the worker's stdin/stdout.
 
 Requests (parent → worker), each with an "op":
-  {"op": "load", "path", "n_ctx", "n_threads", "n_batch", "seed"}
+  {"op": "load", "fd" | "path", "n_ctx", "n_threads", "n_batch", "seed"}
+                                "fd": a descriptor of the checked file, inherited by the worker
+  {"op": "prompt", "id", "template", "messages", "bos_token", "eos_token", "add_generation_prompt"}
+                                render a chat template here (sandboxed, bounded) and count its tokens
   {"op": "generate", "id", "prompt", "max_tokens", "temperature", "top_p", "top_k",
    "repeat_penalty", "seed", "stop": [...], "logit_bias": {token_id: bias}}
   {"op": "stop", "id"}          stop generation `id` (takes effect before the next token)
@@ -13,7 +16,8 @@ Events (worker → parent), each with an "ev":
   {"ev": "token", "id", "text"}
   {"ev": "done", "id", "finish": "stop"|"length"|"stopped", "usage": {...}, "timings": {...}}
   {"ev": "tokens", "id", "count"}
-  {"ev": "error", "id"?, "kind", "message"}   kind: load_failed, context_overflow, bad_request, internal
+  {"ev": "prompt", "id", "text", "tokens"}
+  {"ev": "error", "id"?, "kind", "message"}   kind: load_failed, context_overflow, bad_request, template, internal
   {"ev": "stats", "rss_bytes", "loaded"}
   {"ev": "unloaded"}
 """

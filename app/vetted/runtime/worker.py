@@ -73,15 +73,47 @@ class Worker:
 
         self.llm = None
         t0 = time.perf_counter()
+        fd = msg.get("fd")
+        # The app checked this very descriptor and passed it down (pass_fds): opening it
+        # through /proc/self/fd (Linux) or /dev/fd (macOS) reaches the checked inode, never
+        # whatever the store path names by now. Windows sends a path (docs/threat-model.md).
+        path = fd_path(int(fd)) if fd is not None else str(msg["path"])
         try:
-            self.llm = Llama(model_path=msg["path"], n_ctx=int(msg["n_ctx"]), n_threads=int(msg["n_threads"]),
+            self.llm = Llama(model_path=path, n_ctx=int(msg["n_ctx"]), n_threads=int(msg["n_threads"]),
                              n_threads_batch=int(msg["n_threads"]), n_batch=int(msg["n_batch"]),
                              seed=int(msg.get("seed", 42)), verbose=False)
         except Exception as exc:
             self.send({"ev": "error", "kind": "load_failed", "message": f"{type(exc).__name__}: {exc}"})
             return
+        finally:
+            if fd is not None:
+                try:
+                    os.close(int(fd))  # llama.cpp holds its own mapping now
+                except OSError:
+                    pass
         self.send({"ev": "loaded", "load_s": time.perf_counter() - t0, "n_ctx": self.llm.n_ctx(),
                    "n_vocab": self.llm.n_vocab()})
+
+    def op_prompt(self, msg: dict[str, Any]) -> None:
+        """Renders a chat template here, not in the app: a runaway template can only
+        exhaust this process's bounded memory, and the app stops it when time runs out."""
+        from vetted.runtime import templates
+
+        gid = msg.get("id")
+        try:
+            with address_space_budget(RENDER_MEMORY_BUDGET):
+                text = templates.render(str(msg["template"]), list(msg["messages"]),
+                                        bos_token=str(msg.get("bos_token", "")),
+                                        eos_token=str(msg.get("eos_token", "")),
+                                        add_generation_prompt=bool(msg.get("add_generation_prompt", True)))
+        except templates.TemplateError as exc:
+            self.send({"ev": "error", "id": gid, "kind": "template", "checked": exc.checked, "found": exc.found,
+                       "action": exc.action, "message": exc.line()})
+            return
+        count = None
+        if self.llm is not None and msg.get("count", True):
+            count = len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        self.send({"ev": "prompt", "id": gid, "text": text, "tokens": count})
 
     def op_unload(self, msg: dict[str, Any]) -> None:
         if self.llm is not None:
@@ -151,6 +183,57 @@ class Worker:
                    "usage": {"prompt_tokens": len(prompt_tokens), "completion_tokens": n},
                    "timings": {"ttft_s": (first or end) - t0, "total_s": end - t0,
                                "tokens_per_s": (n - 1) / gen_s if n > 1 and gen_s > 0 else 0.0}})
+
+
+RENDER_MEMORY_BUDGET = 512 * 1024 * 1024  # address space a template render may add
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else f"/dev/fd/{fd}"
+
+
+def vm_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class address_space_budget:
+    """Lowers the soft RLIMIT_AS to what the process maps now plus `budget` while a
+    template renders, then restores it (a process may raise its soft limit back up to
+    the hard one). Where the limit is unavailable (Windows) or unreadable, the output cap
+    and the app's timeout still bound the render."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> "address_space_budget":
+        try:
+            import resource
+
+            vm = vm_bytes()
+            if vm:
+                soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+                limit = vm + self.budget
+                if hard != resource.RLIM_INFINITY:
+                    limit = min(limit, hard)
+                resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+                self.saved = (soft, hard)
+        except (ImportError, ValueError, OSError):
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, self.saved)
 
 
 def rss_bytes() -> int:
