@@ -27,6 +27,17 @@ def attacker(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(path), isolation_level=None)
 
 
+def head_file(loc) -> Path:
+    """The chain head Vetted keeps next to the database, outside it."""
+    return loc.database.parent / (loc.database.name + ".audit-head")
+
+
+def forge_head(loc, last_id: int, last_hash: str) -> None:
+    """What an intruder who also rewrites the head file writes there."""
+    head_file(loc).write_text(json.dumps({"format": "vetted.audit-head/1", "database": str(loc.database.resolve()),
+                                          "id": last_id, "hash": last_hash}))
+
+
 def write_rows(db, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         audit.record(db, "test.step", f"subject-{i}", "info", f"reason {i}", "tester", {"i": i})
@@ -228,6 +239,9 @@ def test_export_head_then_rewritten_history_is_refused(loc, tmp_path, pinned, cl
         evil.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, row[0]))
         prev = digest
     evil.execute(audit.TRIGGERS["audit_no_update"])
+    assert cli("audit").stdout.startswith("BROKEN")  # the head kept outside the database names the old hash
+    last = evil.execute("SELECT MAX(id) FROM audit").fetchone()[0]
+    forge_head(loc, last, prev)  # so the intruder rewrites that too
     assert not cli("audit").stdout.startswith("BROKEN")
     # ... but not against the export
     refused = cli("audit", "--verify-against", str(export))
@@ -371,3 +385,279 @@ def test_gui_export_carries_the_head(qtbot, loc, db, tmp_path, cli) -> None:
     evil.execute("DELETE FROM audit WHERE id = 3")
     page.refresh()
     assert "BROKEN hash chain" in page.count.text() and page.table.rowCount() == 2
+
+
+# --- triggers that are not Vetted's --------------------------------------------------------
+
+
+def test_an_extra_trigger_that_discards_refusals_is_found_and_removed(loc, db, cli) -> None:
+    write_rows(db, 3)
+    evil = attacker(loc.database)
+    evil.execute("CREATE TRIGGER zz_quiet BEFORE INSERT ON audit WHEN NEW.result='refused'"
+                 " BEGIN SELECT RAISE(IGNORE); END")
+
+    with pytest.raises(audit.AuditBroken, match=r"a trigger zz_quiet on the audit log that Vetted did not create"):
+        audit.require_intact(db)
+    shown = cli("audit")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("BROKEN") and "zz_quiet" in shown.stdout.splitlines()[0]
+    # a refusal written meanwhile is not silently dropped: writing it fails loudly
+    with pytest.raises(audit.AuditBroken, match=r"the entry \(catalog.load org.test v2: refused\) was not written"):
+        audit.record(db, "catalog.load", "org.test v2", "refused", "signature does not verify")
+
+    ack = cli("audit", "--acknowledge", "--reason", "planted trigger found")
+    assert ack.returncode == 0, ack.stdout + ack.stderr
+    assert "zz_quiet" in ack.stdout and "(removed)" in ack.stdout
+    assert evil.execute("SELECT 1 FROM sqlite_master WHERE name = 'zz_quiet'").fetchone() is None
+    rid = audit.record(db, "catalog.load", "org.test v2", "refused", "signature does not verify")
+    assert audit.entries(db)[-1]["id"] == rid and audit.entries(db)[-1]["result"] == "refused"
+    assert audit.require_intact(db).head.id == rid
+
+
+@pytest.mark.parametrize("planted", [
+    ["CREATE TRIGGER ack_quiet BEFORE INSERT ON audit_acknowledgements BEGIN SELECT RAISE(IGNORE); END"],
+    ["CREATE TRIGGER seq_reset AFTER INSERT ON catalogs_seen"
+     " BEGIN UPDATE sqlite_sequence SET seq = 0 WHERE name = 'audit'; END"],
+    ["CREATE VIEW recent AS SELECT * FROM audit",
+     "CREATE TRIGGER recent_delete INSTEAD OF DELETE ON recent BEGIN DELETE FROM \"audit\" WHERE id = OLD.id; END"],
+], ids=["on-acknowledgements", "elsewhere-resetting-the-sequence", "on-a-view-writing-to-audit"])
+def test_other_foreign_triggers_that_touch_the_log_are_found(loc, db, planted: list[str]) -> None:
+    write_rows(db, 2)
+    evil = attacker(loc.database)
+    for sql in planted:
+        evil.execute(sql)
+    name = planted[-1].split()[2]
+    with pytest.raises(audit.AuditBroken, match=rf"a trigger {name} .*that Vetted did not create"):
+        audit.require_intact(db)
+    assert [p.fingerprint.split(":")[:2] for p in audit.acknowledge(db, "seen")] == [["trigger", name]]
+    assert evil.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone() is None
+    assert audit.require_intact(db).ok
+
+
+# --- the head kept outside the database ----------------------------------------------------
+
+
+def truncate(loc, first: int) -> None:
+    """Rows from `first` on removed, sqlite_sequence set back, the trigger put back verbatim."""
+    evil = attacker(loc.database)
+    evil.execute("DROP TRIGGER audit_no_delete")
+    evil.execute("DELETE FROM audit WHERE id >= ?", (first,))
+    evil.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit'", (first - 1,))
+    evil.execute(audit.TRIGGERS["audit_no_delete"])
+    evil.close()
+
+
+@pytest.mark.parametrize(("first", "text"), [(5, "row 5 is missing at the end"),
+                                              (4, "rows 4-5 are missing at the end")])
+def test_tail_truncation_with_the_sequence_set_back_is_found_by_the_head_file(
+        loc, db, cli, signed_model, first: int, text: str) -> None:
+    write_rows(db, 5)
+    truncate(loc, first)
+    expected = f"{text}: the head recorded outside the database is row 5"
+
+    shown = cli("audit")  # a fresh process: nothing remembered from before
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("BROKEN") and expected in shown.stdout.splitlines()[0], shown.stdout
+    v = verify_cmd(cli, signed_model)
+    assert v.returncode == 1 and expected in v.stdout, v.stdout + v.stderr
+    audit._cache.clear()  # this process as if it had never seen the rows either
+    with pytest.raises(audit.AuditBroken, match=expected):
+        audit.require_intact(db)
+
+    ack = cli("audit", "--acknowledge", "--reason", "rows lost; incident 7")
+    assert ack.returncode == 0 and expected in ack.stdout, ack.stdout + ack.stderr
+    assert verify_cmd(cli, signed_model).returncode == 0  # trust decisions resume
+    doc = json.loads(cli("audit", "--json").stdout)
+    assert doc["chain"]["intact"] is True
+    assert [p["fingerprint"] for p in doc["chain"]["acknowledged"]] == [f"missing:{first}-5"]
+    # the acknowledgement is chained after the gap, so the gap stays on record
+    assert [e["id"] for e in doc["entries"]][:first] == [*range(1, first), 6]
+    assert json.loads(head_file(loc).read_text())["id"] == doc["head"]["id"]
+
+
+def test_a_history_rewritten_behind_the_head_file_is_found(loc, db, cli) -> None:
+    write_rows(db, 4)
+    head = audit.verify_chain(db).head
+    evil = attacker(loc.database)
+    evil.execute("DROP TRIGGER audit_no_update")
+    prev = audit.GENESIS
+    for row in evil.execute("SELECT id, at, action, subject, identity, result, reason, details FROM audit"
+                            " ORDER BY id").fetchall():
+        row = (*row[:6], "nothing happened" if row[0] == 2 else row[6], row[7])
+        digest = audit.row_hash(row, prev)
+        evil.execute("UPDATE audit SET reason = ?, prev_hash = ?, hash = ? WHERE id = ?", (row[6], prev, digest, row[0]))
+        prev = digest
+    evil.execute(audit.TRIGGERS["audit_no_update"])
+
+    audit._cache.clear()
+    expected = (f"row 4 has sha256 {prev[:16]}, the head recorded outside the database names {head.hash[:16]}: "
+                "it or a row before it was rewritten")
+    with pytest.raises(audit.AuditBroken, match=expected):
+        audit.require_intact(db)
+    shown = cli("audit")
+    assert shown.stdout.startswith("BROKEN") and expected in shown.stdout
+    # appending does not move the head file past the evidence; acknowledging does
+    audit.record(db, "model.remove", "x", "info", "removed by user")
+    with pytest.raises(audit.AuditBroken, match=expected):
+        audit.require_intact(db)
+    assert [p.kind for p in audit.acknowledge(db, "restored")] == ["head"]
+    status = audit.require_intact(db)
+    assert json.loads(head_file(loc).read_text())["hash"] == status.head.hash
+
+
+def test_an_intruder_who_rewrites_the_head_file_too_is_caught_only_against_an_export(loc, tmp_path, db, cli) -> None:
+    write_rows(db, 5)
+    export = tmp_path / "export.json"
+    export.write_text(cli("audit", "--json").stdout)
+    truncate(loc, 4)
+    row3 = audit.entries(db)[-1]
+    forge_head(loc, 3, row3["hash"])
+    assert not cli("audit").stdout.startswith("BROKEN")  # the documented limit
+    r = cli("audit", "--verify-against", str(export))
+    assert r.returncode == 1
+    assert r.stdout.startswith("refused: history rewritten since that export: row 5, the head of that export"), r.stdout
+
+
+def test_a_missing_head_file_is_no_problem_and_is_written_again(loc, db, cli) -> None:
+    write_rows(db, 3)
+    rows = audit.entries(db)
+    written = json.loads(head_file(loc).read_text())
+    assert written == {"format": "vetted.audit-head/1", "database": str(loc.database.resolve()),
+                       "id": 3, "hash": rows[-1]["hash"]}
+    head_file(loc).unlink()  # as after upgrading from a version without it
+    audit._cache.clear()
+    assert audit.require_intact(db).head.id == 3
+    assert not cli("audit").stdout.startswith("BROKEN")
+    rid = audit.record(db, "after.upgrade", "x", "info", "first entry with a head file")
+    assert json.loads(head_file(loc).read_text())["id"] == rid == 4
+
+
+def test_an_unreadable_head_file_is_a_problem_until_acknowledged(loc, db, cli) -> None:
+    write_rows(db, 2)
+    head_file(loc).write_text("{not json")
+    audit._cache.clear()
+    with pytest.raises(audit.AuditBroken, match=r"the head recorded outside the database .* cannot be read"):
+        audit.require_intact(db)
+    ack = cli("audit", "--acknowledge")
+    assert ack.returncode == 0 and "cannot be read" in ack.stdout, ack.stdout + ack.stderr
+    assert audit.require_intact(db).ok
+    assert json.loads(head_file(loc).read_text())["id"] == 3  # the acknowledgement entry
+
+
+def test_a_head_file_copied_with_the_database_applies_only_to_the_original(loc, db, tmp_path) -> None:
+    write_rows(db, 3)
+    copy = tmp_path / "elsewhere" / "vetted.sqlite3"
+    copy.parent.mkdir()
+    target = sqlite3.connect(str(copy))
+    db.conn.backup(target)
+    target.close()
+    (copy.parent / "vetted.sqlite3.audit-head").write_text(
+        head_file(loc).read_text().replace('"id": 3', '"id": 9'))  # names another file: not this one's
+    other = open_db(copy)
+    assert audit.require_intact(other).head.id == 3
+    audit.record(other, "moved", "x", "info", "first entry in the new place")
+    moved = json.loads((copy.parent / "vetted.sqlite3.audit-head").read_text())
+    assert moved["database"] == str(copy.resolve()) and moved["id"] == 4
+
+
+def test_concurrent_writers_never_move_the_head_back_nor_raise_a_false_alarm(loc, db, tmp_path) -> None:
+    write_rows(db, 1)
+    done = tmp_path / "writers-done"
+    writer = ("import sys\nfrom pathlib import Path\nfrom vetted.store.db import open_db\n"
+              "from vetted.store import audit\n"
+              "db = open_db(Path(sys.argv[1]))\n"
+              "for i in range(40):\n    audit.record(db, 'writer', sys.argv[2], 'info', str(i))\n")
+    # verifies as a fresh process would, over and over while the writers run; the head file never goes back
+    checker = ("import json, sys\nfrom pathlib import Path\nfrom vetted.store.db import open_db\n"
+               "from vetted.store import audit\n"
+               "db = open_db(Path(sys.argv[1]))\nhead, done = Path(sys.argv[2]), Path(sys.argv[3])\n"
+               "last, rounds, bad = 0, 0, []\n"
+               "while rounds < 5000 and not (done.exists() and rounds > 20):\n"
+               "    rounds += 1\n    audit._cache.clear()\n"
+               "    anchored = json.loads(head.read_text())['id']\n"
+               "    if anchored < last: bad.append(f'head file went back from {last} to {anchored}')\n"
+               "    last = anchored\n"
+               "    status = audit.verify_chain(db)\n"
+               "    bad += [p.description for p in status.problems]\n"
+               "print(json.dumps(bad[:5]))\n")
+    check = subprocess.Popen([sys.executable, "-c", checker, str(loc.database), str(head_file(loc)), str(done)],
+                             stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(loc.database), f"w{n}"]) for n in range(2)]
+    write_rows(db, 40, start=1)
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    done.write_text("")
+    out, _ = check.communicate(timeout=120)
+    assert check.returncode == 0 and json.loads(out) == []
+    status = audit.verify_chain(db, full=True)
+    assert status.ok and status.head.id == 121
+    assert json.loads(head_file(loc).read_text())["id"] == 121
+    assert json.loads(head_file(loc).read_text())["hash"] == status.head.hash
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+GOOD_HEAD = {"id": 3, "hash": "a" * 64, "count": 3}
+
+
+@pytest.mark.parametrize(("document", "named"), [
+    ({"head": GOOD_HEAD, "chain": {"problems": "abc"}}, r"chain\.problems must be a list"),
+    ({"head": GOOD_HEAD, "chain": {"problems": [], "acknowledged": {"a": 1}}}, r"chain\.acknowledged must be a list"),
+    ({"head": GOOD_HEAD, "chain": {"problems": [1]}}, r"chain\.problems\[0\] must be an object with a fingerprint"),
+    ({"head": GOOD_HEAD, "chain": ["x"]}, r"chain must be an object"),
+    ({"head": {"id": "3", "hash": "a" * 64}}, r"head\.id must be a whole number"),
+    ({"head": {"id": True, "hash": "a" * 64}}, r"head\.id must be a whole number"),
+    ({"head": {"id": -1, "hash": "a" * 64}}, r"head\.id must be a whole number"),
+    ({"head": {"id": 3}}, r"head\.hash must be a sha256"),
+    ({"head": {"id": 3, "hash": 7}}, r"head\.hash must be a sha256"),
+    ({"head": {"id": 3, "hash": "a" * 64, "count": "3"}}, r"head\.count must be a whole number"),
+    ({"head": "row 3"}, r"has no chain head"),
+    ([{"id": 1}], r"has no chain head: it is a JSON list"),
+    ("just text", r"has no chain head: it is a JSON string"),
+])
+def test_a_malformed_export_is_a_usage_error(loc, db, tmp_path, cli, document, named: str) -> None:
+    from vetted.errors import InputError
+
+    write_rows(db, 3)
+    with pytest.raises(InputError, match=named):
+        audit.check_export(db, document)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document))
+    r = cli("audit", "--verify-against", str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert r.stderr.startswith(f"error: audit export {path}: ")
+
+
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_audit_limit_must_be_positive(db, cli, limit: str) -> None:
+    write_rows(db, 3)
+    r = cli("audit", "--limit", limit)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"error: --limit: must be a positive whole number, not {limit}\n"
+    shown = cli("audit", "--limit", "2").stdout.splitlines()
+    assert len(shown) == 3 and "subject-1" in shown[0] and "subject-2" in shown[1]
+    assert len(json.loads(cli("audit", "--json", "--limit", "1").stdout)["entries"]) == 1
+
+
+@pytest.mark.parametrize("args", [("audit",), ("audit", "--json"), ("models",)])
+def test_a_closed_pipe_ends_the_cli_quietly(db, args: tuple[str, ...]) -> None:
+    import os
+
+    write_rows(db, 3)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head -2` does once it has what it wants: nobody reads any more
+    try:
+        p = subprocess.run([str(Path(sys.executable).parent / "vetted"), *args], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert p.stderr == "" and p.returncode == 141
+
+
+def test_piping_the_log_into_head_prints_no_traceback(db) -> None:
+    write_rows(db, 2000)  # more than a pipe holds
+    vetted = Path(sys.executable).parent / "vetted"
+    p = subprocess.run(["bash", "-c", f"set -o pipefail; '{vetted}' audit | head -2"],
+                       capture_output=True, text=True, timeout=120)
+    assert len(p.stdout.splitlines()) == 2 and p.stderr == ""
+    assert p.returncode == 141

@@ -1,7 +1,10 @@
 """`vetted`: the command line over the same core the GUI uses.
 
 Exit codes everywhere: 0 done, 1 refused (a trust or integrity check said no, or an
-operation failed with a reason), 2 usage error or unreadable input.
+operation failed with a reason), 2 usage error or unreadable input, 141 (128 + SIGPIPE,
+what a shell reports for a program stopped by a closed pipe) when whoever reads the output
+stopped reading (`vetted audit | head -2`): the command ends quietly, and a script cannot
+mistake it for a refusal.
 
 Every value from outside (catalog fields, signer descriptions, audit rows, server and
 library messages inside errors) is printed through `textsafe.one_line`, so none of it
@@ -24,7 +27,7 @@ from vetted.units import human_size
 if TYPE_CHECKING:
     from vetted.fetch.limits import TransferLimits
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_PIPE = 0, 1, 2, 141
 
 
 def add_trust_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -286,6 +289,8 @@ def cmd_remove(ctx: Context, args) -> int:
 def cmd_audit(ctx: Context, args) -> int:
     from vetted.store import audit
 
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit", f"must be a positive whole number, not {args.limit}")
     if args.verify_against:
         return _audit_verify_against(ctx, args.verify_against)
     if args.acknowledge:
@@ -320,7 +325,9 @@ def _audit_acknowledge(ctx: Context, reason: str | None) -> int:
     print(f"acknowledged {len(found)} break(s) in the audit log's hash chain, recorded as an audit.acknowledge "
           "entry; trust decisions resume, and any later change to the log breaks the chain again:")
     for p in found:
-        print(f"  {one_line(p.description)}" + (" (put back as Vetted created it)" if p.kind == "trigger" else ""))
+        done = "" if p.kind != "trigger" else (" (put back as Vetted created it)" if p.trigger in audit.TRIGGERS
+                                                else " (removed)")
+        print(f"  {one_line(p.description)}{done}")
     return EXIT_OK
 
 
@@ -331,7 +338,7 @@ def _audit_verify_against(ctx: Context, export: Path) -> int:
         document = json.loads(export.read_bytes())
     except OSError as exc:
         raise InputError(f"audit export {export}", exc.strerror or str(exc)) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than any export
         raise InputError(f"audit export {export}", f"is not JSON ({exc})",
                          "give a file written by `vetted audit --json` or the Audit page's export") from None
     try:
@@ -423,14 +430,26 @@ def main(argv: list[str] | None = None) -> int:
         args.location = args.text[0]
     ctx = Context()
     try:
-        return args.func(ctx, args)
-    except InputError as exc:
-        print(f"error: {one_line(exc.line())}", file=sys.stderr)
-        return EXIT_USAGE
-    except VettedError as exc:
-        line = one_line(exc.line())
-        print(f"refused: {line}" if isinstance(exc, Refused) else f"error: {line}")
-        return EXIT_REFUSED
+        try:
+            code = args.func(ctx, args)
+        except InputError as exc:
+            print(f"error: {one_line(exc.line())}", file=sys.stderr)
+            code = EXIT_USAGE
+        except VettedError as exc:
+            line = one_line(exc.line())
+            print(f"refused: {line}" if isinstance(exc, Refused) else f"error: {line}")
+            code = EXIT_REFUSED
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        # the reader went away (`| head`): nothing more to say to it. Point stdout at devnull
+        # so the interpreter's final flush of what is still buffered does not raise again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":

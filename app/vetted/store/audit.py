@@ -2,17 +2,32 @@
 was accepted or refused, against which identity, and why.
 
 Triggers alone do not make a log append-only: anyone who can write the database file can
-`DROP TRIGGER` and then delete or rewrite rows. So each row is chained to the one before
-it by a hash (`prev_hash`, `hash`), the chain is verified when a database is opened, and
-while it is broken no trust decision is made until a person acknowledges what was found.
+`DROP TRIGGER` and then delete or rewrite rows, or add a trigger of their own that
+silently discards entries (`RAISE(IGNORE)`). So each row is chained to the one before it
+by a hash (`prev_hash`, `hash`), the chain is verified when a database is opened, any
+trigger on the log that Vetted did not create counts as a break, and while the chain is
+broken no trust decision is made until a person acknowledges what was found.
 
 What the chain proves, and what it cannot:
-- a row changed after it was written, a row removed from the middle, rows removed from
-  the end (AUTOINCREMENT's `sqlite_sequence` remembers the highest id ever handed out) and
-  rows replaced or re-ordered are all found by recomputing the chain;
-- there is no secret in the chain, so someone who rewrites the *whole* history and
-  recomputes every hash is found only against a head recorded elsewhere: an export's
-  head (`check_export`), or the head this process verified earlier (the cache below).
+- a row changed after it was written, a row removed from the middle and rows replaced or
+  re-ordered are all found by recomputing the chain;
+- rows removed from the end leave no trace in the chain itself. Two things remember how
+  far the log had got: AUTOINCREMENT's `sqlite_sequence` (inside the database, so it can be
+  set back too) and the *head file* next to the database (`vetted.sqlite3.audit-head`:
+  the last row's id and hash, replaced after every append). Rows missing below either, or
+  a head row whose hash is no longer the one recorded, are a break. A missing head file is
+  not (a database from before it existed, or one just created); it is written again with
+  the next entry;
+- there is no secret in the chain, so someone who can write the user's files and rewrites
+  the history, every hash *and* the head file is found only against a head recorded out
+  of their reach: an export's head (`check_export`), or the head this process verified
+  earlier (the cache below).
+
+The head file is only ever written after a commit, under SQLite's write lock, with the
+log's real last row, and never moved back to a lower id: two processes appending at once
+cannot make it name a row that is not there. It is not fsynced; after a power cut that
+loses the database's last commits (WAL with synchronous=NORMAL) it may name rows that are
+gone, which is reported like any other rows lost from the end.
 
 Hash encoding (format "vetted.audit/1"): sha256 over the bytes of the compact JSON array
 `["vetted.audit/1", id, at, action, subject, identity, result, reason, details, prev_hash]`
@@ -23,10 +38,12 @@ NULL is `null`; a BLOB an intruder stored is `["blob", hex]`). The first row's
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -40,6 +57,8 @@ from vetted.errors import InputError, Refused
 
 FORMAT = "vetted.audit/1"
 EXPORT_FORMAT = "vetted.audit-export/1"
+HEAD_FORMAT = "vetted.audit-head/1"
+HEAD_SUFFIX = ".audit-head"  # the head file: next to the database, e.g. vetted.sqlite3.audit-head
 GENESIS = "0" * 64
 FIELDS = ("id", "at", "action", "subject", "identity", "result", "reason", "details")
 _COLUMNS = ", ".join(FIELDS)
@@ -47,6 +66,8 @@ _COLUMNS = ", ".join(FIELDS)
 # The triggers that keep the log append-only (migration 6 creates them, verification checks
 # them on every call, an acknowledgement restores them). Without them any row may change
 # between two verifications, so this process falls back to verifying the whole chain.
+# Any other trigger on these tables, or elsewhere naming them, is reported as a break and
+# removed on acknowledgement: a trigger Vetted itself needs there must be listed here.
 TRIGGERS: dict[str, str] = {
     "audit_no_update": """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
@@ -96,6 +117,11 @@ def record(
 
     Runs in the caller's transaction when there is one, else in its own BEGIN IMMEDIATE, so
     two writers cannot both chain to the same previous row (the second waits for the first).
+    The id is above every id known to have been used: the last row, sqlite_sequence, the head
+    file, what this process saw; so rows lost from the end stay visible as a gap once the log
+    goes on. After its own commit the head file is moved on (a caller's transaction leaves
+    that to the next entry: the file must never name a row that may yet be rolled back).
+    Raises AuditBroken when the row did not land as written (a trigger discarded it).
     """
     conn = db.conn
     own = not conn.in_transaction
@@ -103,25 +129,40 @@ def record(
         conn.execute("BEGIN IMMEDIATE")
     try:
         last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        seq = _sequence(conn)
-        new_id = max(seq, last[0] if last else 0) + 1
+        path = _database_path(conn)
+        anchor, _unreadable = _read_anchor(path)
+        new_id = max(_sequence(conn), last[0] if last else 0, anchor.id if anchor else 0,
+                     _seen_high_water(path)) + 1
         prev = _stored(last[1]) if last else GENESIS
         fields = (new_id, now(), action, subject, identity, result, reason,
                   json.dumps(details, sort_keys=True) if details else None)
-        conn.execute(
+        digest = row_hash(fields, prev)
+        cursor = conn.execute(
             f"INSERT INTO audit ({_COLUMNS}, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*fields, prev, row_hash(fields, prev)),
+            (*fields, prev, digest),
         )
+        if cursor.rowcount != 1 or conn.execute("SELECT hash FROM audit WHERE id = ?",
+                                                (new_id,)).fetchone() != (digest,):
+            raise AuditBroken(
+                f"the audit log ({path or ':memory:'})",
+                f"the entry ({action} {subject}: {result}) was not written as given: something in the database "
+                "discarded or changed it (a trigger Vetted did not create?)",
+                "see what was found with `vetted audit`")
         if own:
             conn.execute("COMMIT")
     except BaseException:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if own:
+        _advance_anchor(conn)
     return new_id
 
 
 def entries(db: sqlite_utils.Database, limit: int | None = None) -> list[dict[str, Any]]:
+    """All rows in id order, or the last `limit` of them."""
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValueError(f"limit must be a positive whole number, not {limit!r}")
     sql = f"SELECT {_COLUMNS}, prev_hash, hash FROM audit ORDER BY id"
     rows = [dict(r) for r in db.query(sql)]
     for row in rows:
@@ -129,7 +170,7 @@ def entries(db: sqlite_utils.Database, limit: int | None = None) -> list[dict[st
             row["details"] = json.loads(row["details"]) if row["details"] else None
         except (TypeError, ValueError):  # a row written outside Vetted: show it as it is
             row["details"] = {"unparsed": repr(row["details"])}
-    return rows[-limit:] if limit else rows
+    return rows[-limit:] if limit is not None else rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,11 +182,12 @@ class Problem:
     """One thing wrong with the chain. The fingerprint names exactly this problem (ids and
     hashes), so an acknowledgement covers it and nothing that happens later."""
 
-    kind: str  # "content" | "link" | "missing" | "bad-id"
+    kind: str  # "content" | "link" | "missing" | "bad-id" | "trigger" | "head" | "head-file"
     first_id: int
     last_id: int
     fingerprint: str
     description: str
+    trigger: str = ""  # for "trigger": its name (Vetted's, put back, or another, removed on acknowledgement)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "first_id": self.first_id, "last_id": self.last_id,
@@ -259,6 +301,134 @@ def _cache_key(path: str) -> tuple[str, int, int] | None:
     return (os.path.realpath(path), st.st_dev, st.st_ino)
 
 
+def _seen_high_water(path: str) -> int:
+    key = _cache_key(path)
+    with _lock:
+        state = _cache.get(key) if key else None
+        return state.high_water if state else 0
+
+
+# ---------------------------------------------------------------------------------------
+# The head file: the last row's id and hash, kept next to the database, outside it.
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    id: int
+    hash: str
+
+
+def head_path(database: str) -> str | None:
+    """Where the head file of the database file `database` lives (None for in-memory)."""
+    return database + HEAD_SUFFIX if database else None
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _read_anchor(database: str) -> tuple[_Anchor | None, Problem | None]:
+    """The head recorded for this database: (head, None); (None, None) when there is none,
+    or it was written for a database elsewhere (the folder was copied or moved: the next
+    entry writes this one's); (None, problem) when it exists but cannot be read."""
+    path = head_path(database)
+    if path is None:
+        return None, None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4096)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, _unreadable_anchor(path, exc.strerror or str(exc), f"os{exc.errno}")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        doc = None
+    if not (isinstance(doc, dict) and doc.get("format") == HEAD_FORMAT and isinstance(doc.get("database"), str)
+            and type(doc.get("id")) is int and doc["id"] >= 1 and isinstance(doc.get("hash"), str)):
+        return None, _unreadable_anchor(path, "it is not a head Vetted wrote", hashlib.sha256(data).hexdigest()[:16])
+    if not _same_file(doc["database"], database):
+        return None, None
+    return _Anchor(doc["id"], doc["hash"]), None
+
+
+def _unreadable_anchor(path: str, why: str, token: str) -> Problem:
+    return Problem("head-file", 0, 0, f"head-file:{token}",
+                   f"the head recorded outside the database ({path}) cannot be read: {why}")
+
+
+def _write_anchor(database: str, last_id: int, last_hash: str) -> None:
+    """Replaces the head file atomically (a reader sees the old one or the new one)."""
+    path = head_path(database)
+    if path is None:
+        return
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    doc = {"format": HEAD_FORMAT, "database": os.path.realpath(database), "id": last_id, "hash": last_hash}
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # left by a crash; O_EXCL below never writes through anything planted there
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        with open(fd, "wb") as f:
+            f.write(json.dumps(doc).encode("ascii"))
+        os.replace(tmp, path)
+    except OSError:  # a read-only data folder: the head file lags, which never raises a false alarm
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _advance_anchor(conn: sqlite3.Connection, force: bool = False) -> None:
+    """Points the head file at the log's last committed row. Under the write lock, so no
+    entry is appended meanwhile and two processes cannot write it out of order; never to
+    a lower id than it names, and never over evidence (a head row whose hash changed, an
+    unreadable file) unless `force` (an acknowledgement has just recorded that evidence)."""
+    database = _database_path(conn)
+    if not database or conn.in_transaction:
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            if last is None or not isinstance(last[1], str):
+                return
+            anchor, unreadable = _read_anchor(database)
+            if not force:
+                if unreadable is not None:
+                    return
+                if anchor is not None:
+                    if anchor.id >= last[0]:
+                        return  # already there, or names rows that are gone: never backwards
+                    row = conn.execute("SELECT hash FROM audit WHERE id = ?", (anchor.id,)).fetchone()
+                    if row is not None and row[0] != anchor.hash:
+                        return
+            _write_anchor(database, last[0], last[1])
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # nothing was changed: the transaction only held the lock
+    except sqlite3.Error:  # busy past the timeout: the head file lags, which is safe
+        pass
+
+
+def _anchor_problems(conn: sqlite3.Connection, anchor: _Anchor | None, last_id: int, high_water: int) -> list[Problem]:
+    """What the head file says that the database does not: rows beyond the last one (unless
+    sqlite_sequence or this process already said so), or a head row with another hash."""
+    if anchor is None:
+        return []
+    if anchor.id > last_id:
+        if anchor.id <= high_water:
+            return []  # reported from sqlite_sequence (or what this process saw) already
+        first = last_id + 1
+        which = f"row {first} is" if first == anchor.id else f"rows {first}-{anchor.id} are"
+        return [Problem("missing", first, anchor.id, f"missing:{first}-{anchor.id}",
+                        f"{which} missing at the end: the head recorded outside the database is row {anchor.id}")]
+    row = conn.execute("SELECT hash FROM audit WHERE id = ?", (anchor.id,)).fetchone()
+    if row is None or row[0] == anchor.hash:
+        return []  # a row deleted from the middle is reported by the chain
+    return [Problem("head", anchor.id, anchor.id, f"head:{anchor.id}:{anchor.hash}:{row[0]}",
+                    f"row {anchor.id} has sha256 {str(row[0])[:16]}, the head recorded outside the database "
+                    f"names {anchor.hash[:16]}: it or a row before it was rewritten")]
+
+
 def _missing(first: int, last: int, tail: bool) -> Problem:
     which = f"row {first} is" if first == last else f"rows {first}-{last} are"
     where = f" from the end (the log had reached row {last})" if tail else ""
@@ -320,19 +490,39 @@ def _normalised(sql: str) -> str:
     return " ".join(sql.split()).rstrip(";").rstrip()
 
 
+# A trigger elsewhere whose body names one of these can write to the log, its
+# acknowledgements, or set back the sequence that remembers how far the log had got.
+_TOUCHES_LOG = re.compile(r"\b(audit|audit_acknowledgements|sqlite_sequence)\b", re.IGNORECASE)
+_LOG_TABLES = {"audit": "on the audit log", "audit_acknowledgements": "on the audit log's acknowledgements"}
+
+
 def _trigger_problems(conn: sqlite3.Connection) -> list[Problem]:
-    """A protective trigger that is gone or different: Vetted never drops or changes them."""
-    present = {name: sql or "" for name, sql in
-               conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")}
+    """A protective trigger that is gone or different (Vetted never drops or changes them),
+    and any other trigger on the log or its acknowledgements, or one elsewhere that names
+    them: Vetted creates none, and one can silently discard entries (RAISE(IGNORE))."""
+    present = {name: (str(table or ""), sql or "") for name, table, sql in
+               conn.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")}
     problems = []
     for name, sql in TRIGGERS.items():
         if name not in present:
             problems.append(Problem("trigger", 0, 0, f"trigger:{name}:missing",
-                                    f"the trigger {name} that keeps the log append-only was removed"))
-        elif _normalised(present[name]) != _normalised(sql):
-            digest = hashlib.sha256(present[name].encode()).hexdigest()[:16]
+                                    f"the trigger {name} that keeps the log append-only was removed", name))
+        elif _normalised(present[name][1]) != _normalised(sql):
+            digest = hashlib.sha256(present[name][1].encode()).hexdigest()[:16]
             problems.append(Problem("trigger", 0, 0, f"trigger:{name}:{digest}",
-                                    f"the trigger {name} that keeps the log append-only was replaced by another"))
+                                    f"the trigger {name} that keeps the log append-only was replaced by another",
+                                    name))
+    for name, (table, sql) in sorted(present.items()):
+        if name in TRIGGERS:
+            continue
+        where = _LOG_TABLES.get(table.lower())
+        if where is None and _TOUCHES_LOG.search(sql):
+            where = f"on {table}, writing to the audit log or its sequence,"
+        if where is not None:
+            digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
+            problems.append(Problem("trigger", 0, 0, f"trigger:{name}:extra:{digest}",
+                                    f"a trigger {name} {where} that Vetted did not create "
+                                    "(it can change or silently discard entries)", name))
     return problems
 
 
@@ -356,11 +546,21 @@ def acknowledged_fingerprints(db: sqlite_utils.Database) -> set[str]:
 def verify_chain(db: sqlite_utils.Database, full: bool = False) -> ChainStatus:
     """Verifies the chain: all of it the first time this process sees this database file
     (or after the schema changed: dropping a trigger does), then only the row verified last
-    (still there, unchanged) and the rows added since. `full=True` always verifies all."""
+    (still there, unchanged) and the rows added since. `full=True` always verifies all.
+
+    The head file and sqlite_sequence are read first and the rows after them: they only
+    ever name committed rows, so an entry appended meanwhile is seen, never reported
+    missing. (So do not call this inside a read transaction begun earlier: its snapshot may
+    be older than the head file.)"""
     conn = db.conn
     path = _database_path(conn)
+    anchor, unreadable_anchor = _read_anchor(path)
     key = _cache_key(path)
     with _lock:
+        # like the head file, sqlite_sequence is read before the rows: each statement sees
+        # the latest commit, so reading it after them would count an entry appended in
+        # between as deleted
+        sequence = _sequence(conn)
         schema_version = conn.execute("PRAGMA schema_version").fetchone()[0]
         unprotected = _trigger_problems(conn)
         cached = _cache.get(key) if key else None
@@ -374,10 +574,14 @@ def verify_chain(db: sqlite_utils.Database, full: bool = False) -> ChainStatus:
         else:
             state = _State(schema_version=schema_version, high_water=cached.high_water if cached else 0)
             checked = _scan(conn, state, full=True)
-        high_water = max(_sequence(conn), state.high_water, state.last_id)
+        high_water = max(sequence, state.high_water, state.last_id)
         problems = list(state.problems)
-        if state.last_id < high_water:
+        anchored = _anchor_problems(conn, anchor, state.last_id, high_water)
+        if state.last_id < high_water and not any(p.kind == "missing" for p in anchored):  # one tail, the longer
             problems.append(_missing(state.last_id + 1, high_water, tail=True))
+        problems += anchored
+        if unreadable_anchor is not None:
+            problems.append(unreadable_anchor)
         state.high_water = high_water
         if key:
             _cache[key] = state
@@ -407,7 +611,11 @@ def acknowledge(db: sqlite_utils.Database, reason: str | None = None) -> tuple[P
 
     Each is stored by fingerprint, and an `audit.acknowledge` entry names them all, so the
     acknowledgement itself is part of the chain. Problems that appear later are not covered.
-    Protective triggers found removed or replaced are put back as Vetted created them.
+    Protective triggers found removed or replaced are put back as Vetted created them, and
+    triggers Vetted did not create are removed, before anything is written (one could
+    discard the acknowledgement itself). The head file is then pointed at the new last row,
+    even over a head it had kept as evidence: that evidence is now in the chain. Rows found
+    missing from the end stay a visible gap, because the acknowledgement's id is above them.
     """
     status = verify_chain(db, full=True)
     if status.ok:
@@ -419,15 +627,17 @@ def acknowledge(db: sqlite_utils.Database, reason: str | None = None) -> tuple[P
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
+        for p in status.problems:
+            if p.kind == "trigger":
+                quoted = '"' + p.trigger.replace('"', '""') + '"'
+                conn.execute(f"DROP TRIGGER IF EXISTS main.{quoted}")
+                if p.trigger in TRIGGERS:
+                    conn.execute(TRIGGERS[p.trigger])
         entry = record(db, "audit.acknowledge", status.database, "info",
                        reason or f"{len(status.problems)} break(s) in the hash chain acknowledged",
                        who, {"problems": [p.as_dict() for p in status.problems]})
         at = now()
         for p in status.problems:
-            if p.kind == "trigger":
-                name = p.fingerprint.split(":")[1]
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-                conn.execute(TRIGGERS[name])
             conn.execute(
                 "INSERT INTO audit_acknowledgements (at, fingerprint, kind, description, audit_id)"
                 " VALUES (?, ?, ?, ?, ?)", (at, p.fingerprint, p.kind, p.description, entry))
@@ -436,6 +646,7 @@ def acknowledge(db: sqlite_utils.Database, reason: str | None = None) -> tuple[P
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _advance_anchor(conn, force=True)
     return status.problems
 
 
@@ -457,25 +668,63 @@ def export_document(db: sqlite_utils.Database, rows: list[dict[str, Any]] | None
     }
 
 
+_NOT_ROWS = ("trigger", "head-file")  # problems about the database or the head file, not about rows
+_JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "true/false", type(None): "null"}
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _export_head(document: Any, name: str) -> tuple[int, str, int | None, set[str]]:
+    """The head and the fingerprints an export already showed; InputError naming what is
+    wrong with it otherwise (it came from outside: a file a person or a script handed in)."""
+    checked = f"audit {name}" if name.startswith("export ") else f"audit export {name}"
+    again = "export the log again with `vetted audit --json` or the Audit page"
+
+    def wrong(found: str) -> InputError:
+        return InputError(checked, found, again)
+
+    if not isinstance(document, dict):
+        kind = _JSON_TYPES.get(type(document), type(document).__name__)
+        raise wrong(f"has no chain head: it is a JSON {kind}, not an export object "
+                    "(it is not an export of this Vetted version)")
+    head = document.get("head")
+    if not isinstance(head, dict):
+        raise wrong("has no chain head (it is not an export of this Vetted version, or it was edited)")
+    hid, hhash, hcount = head.get("id"), head.get("hash"), head.get("count")
+    if not _whole(hid):
+        raise wrong(f"head.id must be a whole number (0 or more), not {json.dumps(hid)[:40]}")
+    if not (isinstance(hhash, str) and re.fullmatch(r"[0-9a-f]{64}", hhash)):
+        raise wrong(f"head.hash must be a sha256 (64 lowercase hex digits), not {json.dumps(hhash)[:40]}")
+    if hcount is not None and not _whole(hcount):
+        raise wrong(f"head.count must be a whole number (0 or more), not {json.dumps(hcount)[:40]}")
+    known: set[str] = set()
+    chain = document.get("chain")
+    if chain is not None and not isinstance(chain, dict):
+        raise wrong(f"chain must be an object, not a JSON {_JSON_TYPES.get(type(chain), 'value')}")
+    for key in ("problems", "acknowledged"):
+        listed = (chain or {}).get(key)
+        if listed is None:
+            continue
+        if not isinstance(listed, list):
+            raise wrong(f"chain.{key} must be a list, not a JSON {_JSON_TYPES.get(type(listed), 'object')}")
+        for i, p in enumerate(listed):
+            if not (isinstance(p, dict) and isinstance(p.get("fingerprint"), str)):
+                raise wrong(f"chain.{key}[{i}] must be an object with a fingerprint")
+            known.add(p["fingerprint"])
+    return hid, hhash, hcount, known
+
+
 def check_export(db: sqlite_utils.Database, document: Any, name: str = "the export") -> str:
     """Checks that the history an earlier export recorded is still here, unchanged.
 
     Returns a one-line description when it is; raises HistoryRewritten when the export's
     head row is gone or has another hash, when rows up to it changed in a way the export
     did not already show, or when rows added since have an unacknowledged break."""
-    head = document.get("head") if isinstance(document, dict) else None
-    if not isinstance(head, dict) or not isinstance(head.get("id"), int) or not isinstance(head.get("hash"), str):
-        raise InputError(f"audit export {name}", "has no chain head (it is not an export of this Vetted "
-                         "version, or it was edited)", "export the log again with `vetted audit --json`")
-    hid, hhash, hcount = head["id"], head["hash"], head.get("count")
+    hid, hhash, hcount, known = _export_head(document, name)
     checked = f"the audit log ({_database_path(db.conn) or ':memory:'}) against {name} (head row {hid})"
     status = verify_chain(db, full=True)
-    known = set()
-    chain = document.get("chain")
-    if isinstance(chain, dict):
-        for p in (chain.get("problems") or []) + (chain.get("acknowledged") or []):
-            if isinstance(p, dict) and isinstance(p.get("fingerprint"), str):
-                known.add(p["fingerprint"])
     action = ("the log was changed after that export (or the export is from another installation); "
               "keep the export as evidence and compare it with `vetted audit --json`")
     if hid:
@@ -486,7 +735,7 @@ def check_export(db: sqlite_utils.Database, document: Any, name: str = "the expo
         if row[0] != hhash:
             raise HistoryRewritten(checked, f"row {hid} now has hash {str(row[0])[:16]}, the export recorded "
                                    f"{hhash[:16]}: it or a row before it was rewritten", action)
-    rows = [p for p in status.problems + status.acknowledged if p.kind != "trigger"]
+    rows = [p for p in status.problems + status.acknowledged if p.kind not in _NOT_ROWS]
     before = [p for p in rows if p.first_id <= hid and p.fingerprint not in known]
     if before:
         raise HistoryRewritten(checked, "; ".join(p.description for p in before[:3]), action)
@@ -495,7 +744,7 @@ def check_export(db: sqlite_utils.Database, document: Any, name: str = "the expo
         raise HistoryRewritten(checked, f"the export counted {hcount} rows up to row {hid}, the log now has "
                                f"{count}", action)
     after = [p for p in status.problems
-             if (p.first_id > hid and p.fingerprint not in known) or p.kind == "trigger"]
+             if (p.first_id > hid and p.fingerprint not in known) or p.kind in _NOT_ROWS]
     if after:
         raise HistoryRewritten(checked, "since then: " + "; ".join(p.description for p in after[:3]), action)
     since = status.head.count - count
