@@ -5,40 +5,49 @@
 - Endless data: callers cap what they read; this module never buffers a body.
 - Credentials stay with their origin: redirects are followed here, and every header that
   carries a credential is dropped the moment a redirect changes scheme, host or port
-  (httpx keeps `Authorization` across an http→https upgrade; Vetted does not). A
-  redirect from https to plain http is refused (except on loopback, for tests).
+  (httpx and requests keep `Authorization` across an http→https upgrade; Vetted does
+  not). A redirect from https to plain http is refused (except on loopback, for tests).
 - Proxies: `HTTP(S)_PROXY` / `NO_PROXY` as the standard library reads them; loopback
   never goes through a proxy.
 
-The transport is httpcore2, the connection layer under httpx and huggingface_hub (a
-well-kept library, already installed), driven through its public API so the watchdog can
-own the sockets. Nothing here decides whether bytes are right: digests come only from
-signed catalogs and signatures (DESIGN.md invariant 3).
+The transport is urllib3 (well kept, installed with requests), driven with redirects and
+retries off: its connection class is extended only to hand each new socket to the
+transfer's watchdog. Bodies are read in 1 MiB blocks straight from http.client's buffered
+reader, so the transfer path keeps up with a fast link (httpcore's h11 parser, tried
+first, copies every byte three times and halved the throughput). Nothing here decides
+whether bytes are right: digests come only from signed catalogs and signatures
+(DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import ssl
 import stat
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpcore2
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from vetted import __version__
 from vetted.errors import DownloadError, InputError
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits, WatchedBackend, Watchdog
+from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits, Watchdog
 
 USER_AGENT = f"vetted/{__version__}"
 DEFAULT_TIMEOUT = DEFAULT_LIMITS.stall_timeout
 MAX_REDIRECTS = 10
+BLOCK = 1024 * 1024
 # Headers that carry a credential: never sent to an origin other than the one asked for.
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token"})
 
@@ -81,27 +90,33 @@ class Response:
     status: int
     reason: str
     headers: dict[str, str]
-    _body: httpcore2.Response | None = field(default=None, repr=False)
+    _body: Any = field(default=None, repr=False)
+    _dog: Watchdog | None = field(default=None, repr=False)
     _fail: Callable[[BaseException], Exception] | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, size: int = BLOCK) -> Iterator[bytes]:
         if self._body is None:
             return
-        try:
-            for chunk in self._body.stream:  # type: ignore[union-attr]
-                if chunk:
-                    yield chunk
-        except Exception as exc:
-            assert self._fail is not None
-            raise self._fail(exc) from None
+        assert self._fail is not None and self._dog is not None
+        while True:
+            try:
+                chunk = self._body.read1(size, decode_content=False)  # what has arrived, up to size
+            except Exception as exc:
+                raise self._fail(exc) from None
+            if not chunk:
+                if self._dog.tripped:  # a cut socket reads as the end of the body
+                    raise self._fail(ConnectionError("cut by the watchdog"))
+                return
+            self._dog.feed(len(chunk))
+            yield chunk
 
     def read(self, cap: int) -> bytes:
         """Up to `cap` + 1 bytes, so a caller can tell "more than cap"."""
         buf = bytearray()
-        for chunk in self.chunks():
+        for chunk in self.chunks(min(BLOCK, cap + 1)):
             buf += chunk
             if len(buf) > cap:
                 break
@@ -133,37 +148,65 @@ def _proxy_for(url: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all")
 
 
-class _Pools:
-    """The connection pools of one transfer (direct, or per proxy), all on its watchdog."""
+def _watched_pools(dog: Watchdog) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3's pool classes, with connections that hand each new socket to `dog` the moment
+    it connects (before TLS, a proxy tunnel or the response headers)."""
 
-    def __init__(self, dog: Watchdog) -> None:
+    class WatchedHTTP(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            dog.register(sock)
+            return sock
+
+    class WatchedHTTPS(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            dog.register(sock)
+            return sock
+
+    class HTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTP
+
+    class HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPS
+
+    return {"http": HTTPPool, "https": HTTPSPool}
+
+
+class _Managers:
+    """The connection managers of one transfer (direct, or per proxy), all on its watchdog."""
+
+    def __init__(self, dog: Watchdog, limits: TransferLimits) -> None:
         self.dog = dog
-        self.pools: dict[str | None, httpcore2.ConnectionPool] = {}
+        self.timeout = urllib3.Timeout(connect=limits.stall_timeout, read=limits.stall_timeout)
+        self.managers: dict[str | None, urllib3.PoolManager] = {}
 
-    def for_url(self, url: str) -> httpcore2.ConnectionPool:
+    def for_url(self, url: str) -> urllib3.PoolManager:
         proxy = _proxy_for(url)
-        if proxy not in self.pools:
-            backend = WatchedBackend(self.dog)
+        if proxy not in self.managers:
+            common = {"retries": False, "timeout": self.timeout, "ssl_context": ssl_context(), "num_pools": 4}
             if proxy is None:
-                self.pools[proxy] = httpcore2.ConnectionPool(ssl_context=ssl_context(), network_backend=backend,
-                                                             max_connections=4)
+                pm = urllib3.PoolManager(**common)
             else:
                 p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-                auth = (urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or "")) \
-                    if p.username else None
-                bare = p._replace(netloc=p.hostname + (f":{p.port}" if p.port else "")).geturl()
-                self.pools[proxy] = httpcore2.HTTPProxy(proxy_url=bare, proxy_auth=auth, ssl_context=ssl_context(),
-                                                        proxy_ssl_context=ssl_context(), network_backend=backend,
-                                                        max_connections=4)
-        return self.pools[proxy]
+                headers = None
+                if p.username:
+                    userinfo = f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}"
+                    headers = urllib3.make_headers(proxy_basic_auth=userinfo)
+                bare = p._replace(netloc=(p.hostname or "") + (f":{p.port}" if p.port else "")).geturl()
+                pm = urllib3.ProxyManager(bare, proxy_headers=headers, proxy_ssl_context=ssl_context(), **common)
+            pm.pool_classes_by_scheme = _watched_pools(self.dog)
+            self.managers[proxy] = pm
+        return self.managers[proxy]
 
     def close(self) -> None:
-        for pool in self.pools.values():
-            pool.close()
+        for pm in self.managers.values():
+            pm.clear()
 
 
 def _failure(url: str, dog: Watchdog, limits: TransferLimits, elapsed: Callable[[], float]):
     """Turns whatever the transport raised into an error that says what happened."""
+    from urllib3 import exceptions as e
 
     def fail(exc: BaseException) -> Exception:
         what = f"GET {url}"
@@ -175,22 +218,25 @@ def _failure(url: str, dog: Watchdog, limits: TransferLimits, elapsed: Callable[
                       f"{limits.describe_rate()}",
                 "the server is trickling data (a slow-retrieval attack or a very poor link); try another "
                 "source, or lower the minimum rate in settings")
-        if isinstance(exc, httpcore2.ReadTimeout):
+        inner = getattr(exc, "reason", None) or exc
+        if isinstance(exc, e.ReadTimeoutError) or isinstance(inner, (TimeoutError, socket.timeout)) and \
+                not isinstance(exc, e.ConnectTimeoutError):
             return DownloadError(what, f"no data for {limits.stall_timeout:g} s",
                                  "the server stalled; run the command again to resume")
-        if isinstance(exc, (httpcore2.ConnectTimeout, httpcore2.PoolTimeout)):
+        if isinstance(exc, e.ConnectTimeoutError):
             return DownloadError(what, f"cannot connect (no answer within {limits.stall_timeout:g} s)",
                                  "check the network or try another source")
-        if isinstance(exc, httpcore2.ProxyError):
-            return DownloadError(what, f"the proxy refused ({exc})", "check HTTPS_PROXY / HTTP_PROXY")
-        if isinstance(exc, httpcore2.ConnectError):
-            return DownloadError(what, f"cannot connect ({exc})", "check the network or try another source")
-        if isinstance(exc, httpcore2.RemoteProtocolError):
-            return ConnectionLost(what, f"the server broke the protocol or the connection ({exc})",
+        if isinstance(exc, e.ProxyError):
+            return DownloadError(what, f"the proxy refused ({inner})", "check HTTPS_PROXY / HTTP_PROXY")
+        if isinstance(exc, e.SSLError):
+            return DownloadError(what, f"TLS failed ({inner})", "the server's certificate is not trusted here")
+        if isinstance(exc, (e.NewConnectionError, e.NameResolutionError)):
+            return DownloadError(what, f"cannot connect ({inner})", "check the network or try another source")
+        if isinstance(exc, (e.ProtocolError, e.IncompleteRead, e.InvalidChunkLength, e.ResponseError,
+                            ConnectionError, OSError)):
+            return ConnectionLost(what, f"the server broke the connection or the protocol ({inner})",
                                   "run the command again to resume, or try another source")
-        if isinstance(exc, (httpcore2.NetworkError, OSError)):
-            return ConnectionLost(what, f"connection lost ({exc})", "run the command again to resume")
-        if isinstance(exc, (httpcore2.UnsupportedProtocol, httpcore2.LocalProtocolError)):
+        if isinstance(exc, (e.LocationValueError, e.URLSchemeUnknown, ValueError)):
             return DownloadError(what, f"cannot be requested ({exc})", "the source address is malformed")
         return DownloadError(what, f"failed ({type(exc).__name__}: {exc})", "try another source")
 
@@ -205,14 +251,12 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
     `on_response` sees every response of the redirect chain (the Hub answers its pinned
     commit on the first one) and may raise to refuse it.
     """
-    import time
-
     started = time.monotonic()
     dog = Watchdog(limits, cancel)
     with ExitStack() as stack:
         stack.callback(dog.stop)
-        pools = _Pools(dog)
-        stack.callback(pools.close)
+        managers = _Managers(dog, limits)
+        stack.callback(managers.close)
         first = origin(url)
         current = url
         send = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
@@ -220,25 +264,22 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
             fail = _failure(current, dog, limits, lambda: time.monotonic() - started)
             if origin(current) != first:
                 send = {k: v for k, v in send.items() if k.lower() not in SENSITIVE_HEADERS}
-            t = limits.stall_timeout
-            host = urllib.parse.urlsplit(current).netloc.rpartition("@")[2]
-            request = httpcore2.Request(b"GET", current, headers=[("Host", host), *send.items()],
-                                        extensions={"timeout": {"connect": t, "read": t, "write": t, "pool": t}})
             try:
-                raw = pools.for_url(current).handle_request(request)
+                raw = managers.for_url(current).request("GET", current, headers=send, preload_content=False,
+                                                        redirect=False, retries=False, decode_content=False)
             except Exception as exc:
                 raise fail(exc) from None
-            resp = Response(current, raw.status, raw.extensions.get("reason_phrase", b"").decode("latin-1"),
-                            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw.headers},
-                            raw, fail)
+            resp = Response(current, raw.status, raw.reason or "",
+                            {k.lower(): v for k, v in raw.headers.items()}, raw, dog, fail)
             try:
                 if on_response is not None:
                     on_response(resp)
             except BaseException:
-                raw.close()
+                raw.release_conn()
                 raise
             if resp.status in (301, 302, 303, 307, 308) and resp.header("location"):
-                raw.close()  # its connection is not needed for the next hop
+                raw.drain_conn()
+                raw.release_conn()
                 nxt = urllib.parse.urljoin(current, resp.header("location") or "")
                 scheme, host, _ = origin(nxt)
                 if scheme not in ("http", "https"):
@@ -248,7 +289,7 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
                                         "the server tried to downgrade the connection; use another source")
                 current = nxt
                 continue
-            stack.callback(raw.close)
+            stack.callback(raw.release_conn)
             if resp.status == 416 or 200 <= resp.status < 300:
                 yield resp
                 return

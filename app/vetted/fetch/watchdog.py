@@ -6,10 +6,10 @@ every transfer gets a watchdog that counts the bytes arriving on its sockets and
 `TransferLimits.min_bytes_per_window` bytes arrived in each `window` seconds, shuts the
 sockets down: the blocked read returns at once and the transfer fails with the reason.
 
-The watchdog sits under the HTTP library, as an httpcore2 network backend whose streams
-report every read, so it sees header bytes, body bytes, TLS and proxy tunnels alike, and
-it owns the sockets it may have to cut. A cancel event is honoured the same way, so
-Cancel takes effect even while a server is silent.
+The watchdog is given each socket the moment it connects (`fetch/http.py` hooks the HTTP
+library's connection factory), before TLS, a proxy tunnel or the response headers, so a
+trickle at any stage is cut; only body bytes count as progress. A cancel event is
+honoured the same way, so Cancel takes effect even while a server is silent.
 """
 
 from __future__ import annotations
@@ -17,14 +17,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
-
-import httpcore2
-
 from vetted.fetch.limits import DEFAULT_LIMITS, TransferLimits
 
-__all__ = ["DEFAULT_LIMITS", "TransferLimits", "Watchdog", "WatchedBackend", "WatchedStream"]
+__all__ = ["DEFAULT_LIMITS", "TransferLimits", "Watchdog"]
 
 
 
@@ -98,51 +93,3 @@ def _cut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-class WatchedBackend(httpcore2.NetworkBackend):
-    """httpcore2's own socket backend, with every stream reporting to one watchdog."""
-
-    def __init__(self, dog: Watchdog) -> None:
-        self.inner = httpcore2.SyncBackend()
-        self.dog = dog
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:
-        if self.dog.tripped:
-            raise httpcore2.ConnectError(f"transfer abandoned ({self.dog.tripped})")
-        stream = self.inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
-                                        socket_options=socket_options)
-        return WatchedStream(stream, self.dog)
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:
-        raise httpcore2.UnsupportedProtocol("unix sockets are not a download source")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class WatchedStream(httpcore2.NetworkStream):
-    def __init__(self, inner: httpcore2.NetworkStream, dog: Watchdog) -> None:
-        self.inner = inner
-        self.dog = dog
-        dog.register(inner.get_extra_info("socket"))
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self.inner.read(max_bytes, timeout)
-        self.dog.feed(len(data))
-        return data
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore2.NetworkStream:
-        return WatchedStream(self.inner.start_tls(ssl_context, server_hostname, timeout), self.dog)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self.inner.get_extra_info(info)
