@@ -59,3 +59,20 @@ def test_repinning_a_location_to_another_signer_needs_confirmation(tmp_path, loc
     assert len(refused) == 1 and len(repinned) == 1
     assert repinned[0]["result"] == "accepted" and "was public key sha256:" in repinned[0]["reason"]
     assert repinned[0]["identity"] == PublicKey(m_pub.read_bytes()).describe()
+
+
+def test_the_same_key_written_differently_is_the_same_signer(tmp_path, db, loc, signing_key, cli) -> None:
+    """Rollback floors and pins follow the key itself, not its PEM text: re-pinning the
+    same key with CRLF line endings is no conflict and cannot reset the floor."""
+    cat = build(tmp_path / "v2", signing_key[0], version=2)
+    crlf = tmp_path / "same-key-crlf.pem"
+    crlf.write_bytes(signing_key[1].read_bytes().replace(b"\n", b"\r\n"))
+    assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
+    assert cli("catalog", "list", "--catalog", str(cat)).returncode == 0  # v2 seen
+    r = cli("catalog", "add", str(cat), "--key", str(crlf))
+    assert r.returncode == 0 and r.stdout.startswith("pinned "), r.stdout + r.stderr
+    old = build(tmp_path / "v1", signing_key[0], version=1)
+    from vetted.store.db import open_db
+
+    with pytest.raises(CatalogError, match="v1 is older than v2 already seen from this signer"):
+        load(str(old), PublicKey(crlf.read_bytes()), open_db(loc.database))

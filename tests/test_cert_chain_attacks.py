@@ -312,6 +312,8 @@ def test_installed_model_keeps_running_after_its_certificate_expires(
         db.conn.execute("UPDATE installed_models SET installed_at = ? WHERE model_id = 'tiny'",
                         [installed_then.isoformat()])
 
+    first = installed.check(db, "tiny")  # a fresh download is re-read from disk once
+    assert first.rehashed == [model.files[0].name] and first.signer.startswith(ALICE)
     fast = installed.check(db, "tiny")
     assert fast.fast_path == [model.files[0].name] and fast.rehashed == [] and fast.signer.startswith(ALICE)
     full = installed.check(db, "tiny", full=True)

@@ -126,3 +126,42 @@ def test_the_engine_is_handed_the_checked_descriptor_not_a_path(session, db, mon
     assert reply.message.status == "complete"
     load = next(m for m in sent if m.get("op") == "load")
     assert "path" not in load and isinstance(load["fd"], int)
+
+
+def test_the_engine_never_imports_a_vetted_package_from_the_current_folder(tmp_path, monkeypatch) -> None:
+    """`python -m` puts the current folder first on sys.path; a planted `vetted/` there
+    (a cloned repo, an unpacked archive) must not become the engine."""
+    planted = tmp_path / "cwd" / "vetted" / "runtime"
+    planted.mkdir(parents=True)
+    (planted.parent / "__init__.py").write_text("")
+    (planted / "__init__.py").write_text("")
+    marker = tmp_path / "PWNED"
+    (planted / "worker.py").write_text(
+        f"import json, os, sys\nopen({str(marker)!r}, 'w').write('planted engine ran')\n"
+        "sys.stdout.write(json.dumps({'ev': 'ready', 'pid': os.getpid()}) + '\\n'); sys.stdout.flush()\n"
+        "sys.stdin.read()\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    w = engine_mod.Worker()
+    try:
+        assert w.alive
+    finally:
+        w.close()
+    assert not marker.exists()
+
+
+def test_vetted_chat_refuses_a_model_edited_with_its_mtime_restored(session, db, cli) -> None:
+    path = installed.get(db, MODEL).files[0].path
+    assert cli("check", MODEL).returncode == 0
+    st = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(st.st_size // 2)
+        b = f.read(1)
+        f.seek(st.st_size // 2)
+        f.write(bytes([b[0] ^ 0x01]))
+    os.chmod(path, 0o444)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = cli("chat", MODEL, "--prompt", "Hello", "--max-tokens", "4")
+    assert r.returncode == 1 and "sha256 is now" in r.stdout + r.stderr, r.stdout + r.stderr
+    again = cli("check", MODEL)
+    assert again.returncode == 1 and "stays refused" in again.stdout, again.stdout

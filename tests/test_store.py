@@ -39,6 +39,8 @@ def test_pull_from_local_mirror_installs_verified(loc, db, catalog) -> None:
 
 def test_check_fast_path_then_full_rehash(loc, db, catalog) -> None:
     pull(loc, db, catalog, "tiny")
+    first = installed.check(db, "tiny")  # a fresh download is re-read from disk once
+    assert first.rehashed == ["tiny.gguf"] and first.fast_path == []
     fast = installed.check(db, "tiny")
     assert fast.fast_path == ["tiny.gguf"] and fast.rehashed == []
     full = installed.check(db, "tiny", full=True)

@@ -152,3 +152,104 @@ def test_rows_recorded_before_device_and_ctime_existed_are_rehashed_once(loc, db
 
 def catalog_dir(loaded) -> Path:
     return Path(loaded.base)
+
+
+def test_bytes_written_into_the_partial_during_the_pull_never_run(tmp_path, loc, db, signing_key) -> None:
+    """The digest is computed over the bytes as they arrive; a program writing into the
+    quarantined file meanwhile is caught by the first check, which re-reads the disk."""
+    import time
+
+    from catalog_kit import make_model
+
+    src = make_model(tmp_path / "src", "big.gguf", 3 * 1024 * 1024 + 17)
+    cat = build(tmp_path / "cat", signing_key[0], models=[
+        {"id": "big", "name": "Big", "publisher": "P", "license": "MIT", "path": str(src)}])
+    loaded = load(str(cat), PublicKey(signing_key[1].read_bytes()), db)
+    part = loc.quarantine / f"{loaded.catalog.models[0].files[0].sha256}.part"
+    done: list[bool] = []
+
+    def tamper(_name: str, received: int, _total: int) -> None:
+        if done or received < 2 * 1024 * 1024:
+            return
+        deadline = time.monotonic() + 10
+        while part.stat().st_size < 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the first MiB is on disk
+        with open(part, "r+b") as f:  # by name, as another program would
+            f.write(b"EVILEVIL")
+        done.append(True)
+
+    pull(loc, db, loaded, "big", progress=tamper)
+    assert done and store_path(loc, loaded.catalog.models[0].files[0].sha256).read_bytes()[:8] == b"EVILEVIL"
+    with pytest.raises(Refused, match=r"installed file big\.gguf of big: sha256 is now"):
+        installed.check(db, "big")
+
+
+def test_a_fifo_at_the_store_entry_is_refused_not_waited_on(loc, db, catalog) -> None:
+    import threading
+
+    path = pull(loc, db, catalog, "tiny").model.files[0].path
+    os.unlink(path)
+    os.mkfifo(path)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(_raises(lambda: _check_in_thread(loc, full=True))),
+                         daemon=True)
+    t.start()
+    t.join(30)
+    assert out, "the check waited on a FIFO"
+    assert isinstance(out[0], Refused) and "is not a regular file" in out[0].line(), out
+
+
+def test_a_fifo_at_the_stored_signature_is_refused_not_waited_on(loc, db, catalog) -> None:
+    import threading
+
+    m = pull(loc, db, catalog, "tiny").model
+    os.unlink(m.signature_path)
+    os.mkfifo(m.signature_path)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(_raises(lambda: _check_in_thread(loc))), daemon=True)
+    t.start()
+    t.join(30)
+    assert out, "the check waited on a FIFO"
+    assert isinstance(out[0], Refused) and "stored signature bundle" in out[0].line(), out
+
+
+def test_a_symlinked_quarantine_folder_is_refused(loc, db, catalog, tmp_path) -> None:
+    from vetted.errors import StoreError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    loc.quarantine.rmdir()
+    os.symlink(elsewhere, loc.quarantine)
+    with pytest.raises(StoreError, match="is a symbolic link or not a folder"):
+        pull(loc, db, catalog, "tiny")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_damaged_signature_row_is_a_clear_error(loc, db, catalog) -> None:
+    from vetted.errors import StoreError
+
+    pull(loc, db, catalog, "tiny")
+    con = sqlite3.connect(loc.database)
+    con.execute("UPDATE installed_models SET signature_path='..'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="its signature file name '..' is not one Vetted writes"):
+        installed.get(db, "tiny")
+
+
+def _check_in_thread(loc, full: bool = False):
+    from vetted.store.db import open_db
+
+    db = open_db(loc.database)
+    try:
+        return installed.check(db, "tiny", full=full)
+    finally:
+        db.conn.close()
+
+
+def _raises(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001  (returned to the test)
+        return exc
+    return None

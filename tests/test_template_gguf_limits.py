@@ -159,3 +159,16 @@ def test_the_header_of_an_edited_file_is_never_parsed(tmp_path, loc, db, signing
         assert session.engine.worker is None  # nothing was started either
     finally:
         session.close()
+
+
+def test_header_strings_are_bounded_in_total_not_only_one_by_one(tmp_path) -> None:
+    """Many strings each under the per-string limit cannot add up to hundreds of MB in
+    the app process (invalid UTF-8 would even double as it decodes)."""
+    n, each = 12, 3 * 1024 * 1024
+    p = tmp_path / "fat-header.gguf"
+    with open(p, "wb") as f:
+        f.write(_kv_header(n))
+        for i in range(n):
+            f.write(_key(f"general.padding{i}") + struct.pack("<I", 8) + struct.pack("<Q", each) + b"\xff" * each)
+    with pytest.raises(Refused, match="its metadata strings add up to more than 16 MiB"):
+        read_gguf(p)

@@ -277,3 +277,36 @@ def _point_mirrors(cat: Path, keys, url: str) -> None:
         m["sources"]["mirrors"] = [url]
     cat.write_text(json.dumps(doc, indent=2))
     sign_file_or_folder(cat, keys[0], cat.with_name("catalog.json.sig"))
+
+
+def test_a_flood_of_informational_responses_does_not_hang_a_transfer(db) -> None:
+    """A server answering with endless `103 Early Hints` never sends a body: refused at once."""
+    import socket
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    stop = threading.Event()
+
+    def flood() -> None:
+        conn, _ = srv.accept()
+        try:
+            conn.recv(65536)
+            while not stop.is_set():
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\n")
+                time.sleep(0.001)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=flood, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/catalog.json"
+    try:
+        kind, exc = _bounded(lambda _db: load(url, PublicKey(b""), _db, _limits(**TIGHT)), seconds=30)
+    finally:
+        stop.set()
+        srv.close()
+    assert kind == "raised" and isinstance(exc, DownloadError), exc
+    assert "HTTP 103" in exc.line() or "trickling" in exc.line()

@@ -342,3 +342,19 @@ def _left():
     from PySide6.QtCore import Qt
 
     return Qt.LeftButton
+
+
+def test_chats_show_keeps_line_breaks_but_never_a_control_sequence(db, cli) -> None:
+    """A model's reply is untrusted output: shown with its lines, never obeyed."""
+    from vetted.store.chats import Chats
+
+    chats = Chats(db)
+    conv = chats.create("some-model", "t")
+    chats.add_user(conv, "hello")
+    writer = chats.start_reply(conv)
+    writer.append("line one\n\x1b]0;owned\x07\x1b[2Jline two\rrefused: forged\u202e")
+    writer.close("complete")
+    r = cli("chats", "show", str(conv))
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\r" not in r.stdout and "\u202e" not in r.stdout
+    assert "line one\n\\x1b]0;owned\\x07\\x1b[2Jline two\\rrefused: forged\\u202e" in r.stdout

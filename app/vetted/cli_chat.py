@@ -150,7 +150,8 @@ def cmd_chats(ctx, args) -> int:
 
 def _show(conv) -> str:
     """`chats show`: the Markdown export's layout for a terminal, its one-line fields
-    (title, model, system prompt, status reason) escaped; the messages as written."""
+    (title, model, system prompt, status reason) escaped; the messages keep their line
+    breaks but no control sequence reaches the terminal (a model's reply is untrusted)."""
     lines = [f"# {one_line(conv.title)}", "", f"- model: {one_line(conv.model_id or '(none)')}",
              f"- created: {conv.created_at}"]
     if conv.system_prompt:
@@ -159,5 +160,5 @@ def _show(conv) -> str:
     for m in conv.messages:
         who = "You" if m.role == "user" else "Assistant"
         note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
-        lines += [f"## {who}{note}", "", m.content, ""]
+        lines += [f"## {who}{note}", "", multi_line(m.content), ""]
     return "\n".join(lines)

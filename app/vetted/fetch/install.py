@@ -80,6 +80,8 @@ def pull(
                            "new downloads are frozen until its publisher issues a fresh catalog; "
                            "installed models stay usable")
     loc.ensure()
+    for folder in (loc.quarantine, loc.store):  # a symlinked folder would carry bytes outside the data folder
+        layout.check_dir(folder)
     with digest_locks(loc, [f.sha256 for f in entry.files], cancel, say):
         existing = _already_installed(db, entry)
         if existing:
@@ -271,11 +273,16 @@ def _install(loc, db, cat: LoadedCatalog, entry: ModelEntry, source: Source, bun
         if s.part is not None:
             st = s.part.install_into(target)
             _fsync_dir(target.parent)
+            # The digest was computed over the bytes as they arrived, not as they sit on
+            # disk: another program could have written into the partial meanwhile. No
+            # identity is recorded, so the first check re-reads the file from disk.
+            dev, ctime = None, None
         else:
             assert s.existing is not None
-            st = s.existing
+            st = s.existing  # hashed from disk just now, its identity unchanged while hashing
+            dev, ctime = st.st_dev, st.st_ctime_ns
         files.append(installed.InstalledFile(s.file.name, s.file.sha256, s.file.size, target, st.st_ino,
-                                             st.st_mtime_ns, installed.boot_id(), st.st_dev, st.st_ctime_ns))
+                                             st.st_mtime_ns, installed.boot_id(), dev, ctime))
     sig_path = _store_signature(loc, entry.id, bundle)
     now = audit.now()
     model = installed.InstalledModel(

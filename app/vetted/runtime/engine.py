@@ -70,19 +70,25 @@ class Worker:
     """One engine process and its protocol channel."""
 
     def __init__(self, pass_fds: tuple[int, ...] = ()) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # -I: isolated mode. `-m` would otherwise put the current folder first on sys.path,
+        # and a `vetted/` package there (a cloned repo, an unpacked archive) would become the
+        # engine and be handed the checked descriptor. -u: unbuffered (-I ignores PYTHON*).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vetted.runtime.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, start_new_session=False, pass_fds=pass_fds,
+            [sys.executable, "-I", "-u", "-m", "vetted.runtime.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=False, pass_fds=pass_fds,
         )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr_tail: list[str] = []
         threading.Thread(target=self._pump, daemon=True, name="vetted-engine-events").start()
         threading.Thread(target=self._pump_stderr, daemon=True, name="vetted-engine-stderr").start()
         self.write_lock = threading.Lock()
-        first = self.next_event(timeout=60)
-        if first.get("ev") != "ready":
-            raise EngineCrashed("starting the engine", f"unexpected first message {first}")
+        try:
+            first = self.next_event(timeout=60)
+            if first.get("ev") != "ready":
+                raise EngineCrashed("starting the engine", f"unexpected first message {first}")
+        except BaseException:
+            self.kill()  # never leave a half-started engine behind
+            raise
         self.pid = int(first["pid"])
 
     def _pump(self) -> None:

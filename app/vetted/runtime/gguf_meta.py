@@ -23,7 +23,9 @@ from typing import Any, BinaryIO
 from vetted.errors import Refused
 
 MAGIC = b"GGUF"
-MAX_STRING = 16 * 1024 * 1024     # one string (a chat template is a few KB)
+MAX_STRING = 4 * 1024 * 1024      # one string (a chat template is a few KB)
+MAX_KEPT = 16 * 1024 * 1024       # all metadata strings kept, decoded (array items are not kept)
+MAX_HEADER = 256 * 1024 * 1024    # the whole key/value section and tensor table (real ones: 1-20 MB)
 MAX_KEY = 65_535                  # the GGUF spec's limit for a key
 MAX_ARRAY = 50_000_000            # items in one array of numbers (skipped, not read)
 MAX_WALKED = 2_000_000            # items read one by one, over the whole header (vocabularies: ~262k)
@@ -68,6 +70,7 @@ class _Reader:
     def __init__(self, f: BinaryIO, size: int, path: Path) -> None:
         self.f, self.size, self.path = f, size, path
         self.walked = 0
+        self.kept = 0
         self.pos = 0  # tracked here: asking the file costs a system call per field
 
     def bad(self, what: str) -> Refused:
@@ -77,14 +80,26 @@ class _Reader:
     def read(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.size:
             raise self.bad(f"a field runs past the end of the file (offset {self.pos}, length {n})")
-        self.pos += n
+        self._advance(n)
         return self.f.read(n)
 
     def skip(self, n: int) -> None:
         if self.pos + n > self.size:
             raise self.bad("an array runs past the end of the file")
-        self.pos += n
+        self._advance(n)
         self.f.seek(self.pos)
+
+    def _advance(self, n: int) -> None:
+        self.pos += n
+        if self.pos > MAX_HEADER:
+            raise self.bad(f"its metadata and tensor table run past {MAX_HEADER // (1024 * 1024)} MiB")
+
+    def kept_string(self) -> str:
+        s = self.string()
+        self.kept += len(s)
+        if self.kept > MAX_KEPT:
+            raise self.bad(f"its metadata strings add up to more than {MAX_KEPT // (1024 * 1024)} MiB")
+        return s
 
     def unpack(self, fmt: str) -> Any:
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
@@ -99,7 +114,7 @@ class _Reader:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
         if vtype == STRING:
-            return self.string()
+            return self.string() if depth else self.kept_string()
         if vtype == ARRAY:
             if depth >= MAX_DEPTH:
                 raise self.bad(f"arrays are nested more than {MAX_DEPTH} deep")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -149,12 +150,23 @@ def _build(db: sqlite_utils.Database, r: dict[str, Any]) -> InstalledModel:
         for f in db.query("SELECT * FROM installed_files WHERE model_id = ? ORDER BY name", [r["model_id"]])
     )
     # the bundle lives in the store's signatures folder; a row cannot point elsewhere
-    sig = root / "signatures" / Path(r["signature_path"]).name
+    name = Path(str(r["signature_path"])).name
+    if not _SIG_NAME.match(name):
+        raise StoreError(f"installed model {r['model_id']}", f"its signature file name {name!r} is not one Vetted writes",
+                         "the database was edited; remove the model and install it again")
+    try:
+        spec, entry = json.loads(r["signer_spec"]), json.loads(r["entry_json"])
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"installed model {r['model_id']}", f"its database row is damaged ({exc})",
+                         "remove the model and install it again") from None
     return InstalledModel(
         r["model_id"], r["name"], r["publisher"], r["catalog_id"], r["catalog_version"], r["source"],
-        r["signer"], json.loads(r["signer_spec"]), sig, json.loads(r["entry_json"]),
+        r["signer"], spec, root / "signatures" / name, entry,
         r["state"], r["state_reason"], r["installed_at"], r["verified_at"], files,
     )
+
+
+_SIG_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}\.[0-9a-f]{16}\.sig$")
 
 
 def set_state(db: sqlite_utils.Database, model_id: str, state: str, reason: str | None,
@@ -317,9 +329,9 @@ signed_digest = _signed_digest
 
 def _read_signature(path: Path) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | layout.NOFOLLOW | layout.CLOEXEC | layout.BINARY)
+        fd = layout.open_regular_nofollow(path)
     except OSError as exc:
-        raise Refused("stored signature bundle", f"{path}: {exc.strerror}", "install the model again") from None
+        raise Refused("stored signature bundle", f"{path}: {exc.strerror or exc}", "install the model again") from None
     with open(fd, "rb") as f:
         return f.read(4 * 1024 * 1024)
 

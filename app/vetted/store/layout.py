@@ -61,16 +61,31 @@ def open_entry(path: Path) -> int:
     for folder in (path.parent.parent.parent, path.parent.parent, path.parent):
         check_dir(folder)
     try:
-        fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC | BINARY)
+        fd = open_regular_nofollow(path)
     except FileNotFoundError:
         raise
+    except NotRegular:
+        raise StoreError(f"store entry {path}", "is not a regular file (a pipe, device or folder)",
+                         "remove the model and pull it again") from None
     except OSError as exc:
         raise StoreError(f"store entry {path}", f"cannot be opened as a plain file ({exc.strerror})",
                          "it may be a planted symbolic link; remove the model and pull it again") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    return fd
+
+
+class NotRegular(OSError):
+    pass
+
+
+def open_regular_nofollow(path: Path) -> int:
+    """Opens read-only without following a link and without blocking (a FIFO would wait
+    for a writer forever), then insists on a regular file."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC | BINARY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise StoreError(f"store entry {path}", "is not a regular file", "remove the model and pull it again")
+        raise NotRegular(f"{path} is not a regular file")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
     return fd
 
 

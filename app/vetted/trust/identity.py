@@ -129,15 +129,24 @@ def read_pem_files(paths: list[Path]) -> bytes:
 
 
 def spec_key(spec: TrustSpec) -> str:
-    """A stable fingerprint of *who* a spec trusts (key, chain + identity, identity + issuer
-    + root contents), so state kept per signer survives a moved file or a renamed path."""
+    """A stable fingerprint of *who* a spec trusts, for state kept per signer (rollback
+    floors) and for telling a re-pin from a repeat: the public key's DER fingerprint, not
+    its PEM text (line endings, armour); the chain's certificates by DER fingerprint plus
+    the typed identity; a Sigstore identity and issuer — not the trusted root's bytes, so
+    an organisation that rotates its private root in place keeps its floors."""
     import hashlib
     import json
 
-    data = to_json(spec)
-    if isinstance(spec, SigstoreIdentity) and spec.trusted_root is not None:
-        try:
-            data["trusted_root"] = hashlib.sha256(Path(spec.trusted_root).read_bytes()).hexdigest()
-        except OSError:
-            data["trusted_root"] = str(spec.trusted_root)
+    data: dict[str, Any]
+    if isinstance(spec, PublicKey):
+        data = {"kind": "key", "spki_sha256": spec.fingerprint()}
+    elif isinstance(spec, CertificateChain):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        certs = x509.load_pem_x509_certificates(spec.chain_pem)
+        ders = sorted(hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in certs)
+        data = {"kind": "certificate", "chain": ders, "identity": str(spec.cert_identity())}
+    else:
+        data = {"kind": "sigstore", "identity": spec.identity, "issuer": spec.issuer}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
