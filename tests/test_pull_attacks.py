@@ -407,6 +407,11 @@ def test_a_poisoned_partial_from_one_source_does_not_sink_the_next(env, tmp_path
     p = publish(tmp_path, keys, model_file, {"mirrors": [bad.url], "local": ["mirror"]}, bad)
     result = pull(env.loc, env.db, catalog_of(p, env), MODEL, timeout=1.0)
     assert result.source.startswith("local folder")
+    rows = audit.entries(env.db)
+    assert not [r for r in rows if r["result"] == "refused"], "the honest source was blamed"
+    restart = [r for r in rows if r["action"] == "model.pull" and r["result"] == "info"]
+    assert len(restart) == 1 and "restarting from zero with local folder" in restart[0]["reason"]
+    assert "bytes kept from an earlier attempt did not lead to the signed digest" in restart[0]["reason"]
 
 
 # -- kill -9 mid-pull, then resume (the real CLI) -----------------------------------------
