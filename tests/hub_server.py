@@ -79,6 +79,7 @@ class HubServer:
     commit: str
     repo: str = "org/model"
     bad: Misbehaviour = field(default_factory=Misbehaviour)
+    tls: "LoopbackTLS | None" = None     # serve https with this certificate
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -102,6 +103,9 @@ class HubServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if self.tls is not None:
+            self.httpd.socket = self.tls.server_context().wrap_socket(self.httpd.socket, server_side=True,
+                                                                      do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                          daemon=True, name="hub-server")
         self._thread.start()
@@ -111,7 +115,7 @@ class HubServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def resolve_path(self, name: str) -> str:
         return f"/{self.repo}/resolve/{self.commit}/{name}"
@@ -338,3 +342,61 @@ def hub_server_factory() -> Iterator:
     yield make
     for s in servers:
         s.close()
+
+
+class LoopbackTLS:
+    """A throwaway CA and a certificate for 127.0.0.1, for https on loopback; the client
+    trusts it through `trust(monkeypatch)` (Vetted's TLS context), nothing machine-wide."""
+
+    def __init__(self, folder: Path) -> None:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        folder.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback test CA")])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        self.ca_pem = folder / "ca.pem"
+        self.cert_pem = folder / "server.pem"
+        self.key_pem = folder / "server.key"
+        self.ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+
+    def server_context(self):
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_pem, self.key_pem)
+        return ctx
+
+    def trust(self, monkeypatch) -> None:
+        import ssl
+
+        from vetted.fetch import http
+
+        monkeypatch.setattr(http, "_SSL", ssl.create_default_context(cafile=str(self.ca_pem)))

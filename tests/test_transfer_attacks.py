@@ -310,3 +310,161 @@ def test_a_flood_of_informational_responses_does_not_hang_a_transfer(db) -> None
         srv.close()
     assert kind == "raised" and isinstance(exc, DownloadError), exc
     assert "HTTP 103" in exc.line() or "trickling" in exc.line()
+
+
+# -- https: the watchdog must be able to cut TLS connections too ---------------------------
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch):
+    from hub_server import LoopbackTLS
+
+    t = LoopbackTLS(tmp_path / "tls")
+    t.trust(monkeypatch)
+    return t
+
+
+def _https_mirror(tmp_path, keys, tls, hub_server_factory):
+    cat = _catalog(tmp_path, keys, [_entry("net", _model(tmp_path / "src"), {"mirrors": ["https://127.0.0.1:9"]})])
+    hub = hub_server_factory(cat.parent / "mirror", COMMIT)
+    hub.close()
+    from hub_server import HubServer
+
+    hub = HubServer(cat.parent / "mirror", COMMIT, tls=tls)
+    _point_mirrors(cat, keys, hub.url)
+    return cat, hub
+
+
+def test_a_trickle_over_https_is_abandoned(tmp_path, db, loc, keys, tls, hub_server_factory):
+    cat, hub = _https_mirror(tmp_path, keys, tls, hub_server_factory)
+    try:
+        assert hub.url.startswith("https://")
+        hub.bad.stall_after, hub.bad.trickle_every = 20_000, 0.2
+        loaded = load(str(cat), _key(keys), db)
+        kind, exc = _bounded(lambda db: pull(loc, db, loaded, "net", limits=_limits(**TIGHT)))
+        assert kind == "raised" and isinstance(exc, DownloadError) and "trickling" in exc.line(), exc
+    finally:
+        hub.close()
+
+
+def test_cancel_over_https_takes_effect_while_the_server_is_silent(tmp_path, db, loc, keys, tls,
+                                                                  hub_server_factory):
+    cat, hub = _https_mirror(tmp_path, keys, tls, hub_server_factory)
+    try:
+        hub.bad.stall_after, hub.bad.stall_seconds = 10_000, 120
+        loaded = load(str(cat), _key(keys), db)
+        cancel = threading.Event()
+        threading.Timer(1.0, cancel.set).start()
+        slow = _limits(stall_timeout=100.0, window=100.0)
+        kind, exc = _bounded(lambda db: pull(loc, db, loaded, "net", cancel=cancel, limits=slow), seconds=30)
+        assert kind == "raised" and isinstance(exc, Cancelled), exc
+    finally:
+        hub.close()
+
+
+def _raw_server(respond, tls=None):
+    """A loopback server whose every connection is handed to `respond(conn)`; returns (url, close)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            if tls is not None:
+                try:
+                    conn = tls.server_context().wrap_socket(conn, server_side=True)
+                except OSError:
+                    conn.close()
+                    continue
+
+            def serve(c=conn) -> None:
+                try:
+                    c.recv(65536)
+                    respond(c, stop)
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+
+            threading.Thread(target=serve, daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    scheme = "https" if tls else "http"
+
+    def close() -> None:
+        stop.set()
+        srv.close()
+
+    return f"{scheme}://127.0.0.1:{srv.getsockname()[1]}", close
+
+
+def test_a_redirect_with_an_endless_body_is_not_read(db, tls):
+    import time
+
+    def endless_redirect(conn, stop) -> None:
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while not stop.is_set():
+            conn.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+            time.sleep(0.01)
+
+    url, close = _raw_server(endless_redirect, tls)
+    try:
+        kind, exc = _bounded(lambda _db: load(f"{url}/catalog.json", PublicKey(b""), _db,
+                                              _limits(stall_timeout=5.0, window=60.0)), seconds=30)
+    finally:
+        close()
+    assert kind == "raised" and isinstance(exc, DownloadError), exc
+
+
+# -- addresses two parsers could read differently -----------------------------------------
+
+
+def test_a_backslash_redirect_cannot_carry_the_token_to_another_origin(tmp_path, db, loc, keys,
+                                                                      hub_server_factory, monkeypatch):
+    src = _model(tmp_path / "src")
+    cat = _catalog(tmp_path, keys, [_entry("net", src, {"huggingface": {"repo": REPO, "commit": COMMIT}})])
+    evil = hub_server_factory(cat.parent / "mirror", COMMIT, REPO)
+    hub = hub_server_factory(cat.parent / "mirror", COMMIT, REPO)
+    port = hub.url.rsplit(":", 1)[1]
+    # urlsplit reads the host after "@" (the Hub itself); the connection layer stops at "\"
+    hub.bad.redirect_to = f"{evil.url}\\@127.0.0.1:{port}"
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    with pytest.raises(DownloadError, match="contains a backslash"):
+        pull(loc, db, load(str(cat), _key(keys), db), "net")
+    assert evil.requests == [], "the ambiguous redirect was followed"
+
+
+def test_a_malformed_location_is_a_one_line_error(tmp_path, keys, cli):
+    def bad_location(conn, stop) -> None:
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://h:99999/\r\nContent-Length: 0\r\n\r\n")
+
+    url, close = _raw_server(bad_location)
+    try:
+        assert cli("catalog", "add", f"{url}/catalog.json", "--key", str(keys[1])).returncode == 0
+        r = cli("catalog", "list", "--catalog", f"{url}/catalog.json")
+    finally:
+        close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "redirects to 'http://h:99999/' is malformed" in r.stdout, r.stdout
+
+
+def test_a_refused_connection_is_not_called_a_timeout(db):
+    import socket
+
+    from vetted.fetch import http
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    with pytest.raises(DownloadError, match=r"cannot connect \(") as info:
+        http.read_small(f"http://127.0.0.1:{port}/x", 100)
+    assert "no answer within" not in info.value.line()

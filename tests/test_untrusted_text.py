@@ -358,3 +358,39 @@ def test_chats_show_keeps_line_breaks_but_never_a_control_sequence(db, cli) -> N
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\r" not in r.stdout and "\u202e" not in r.stdout
     assert "line one\n\\x1b]0;owned\\x07\\x1b[2Jline two\\rrefused: forged\\u202e" in r.stdout
+
+
+def test_chats_export_escapes_on_a_terminal_and_stays_exact_in_a_pipe(db) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from vetted.store.chats import Chats
+
+    chats = Chats(db)
+    conv = chats.create("some-model", "t")
+    chats.add_user(conv, "hello")
+    writer = chats.start_reply(conv)
+    writer.append("fine\x1b]0;PWNED\x07\x1b[2J\rrefused: nothing")
+    writer.close("complete")
+    vetted = str(Path(sys.executable).parent / "vetted")
+    piped = subprocess.run([vetted, "chats", "export", str(conv)], capture_output=True)
+    assert b"fine\x1b]0;PWNED\x07\x1b[2J\rrefused: nothing" in piped.stdout  # data, byte-exact
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([vetted, "chats", "export", str(conv)], stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    shown = out.decode()
+    assert "\x1b" not in shown and "\x07" not in shown, shown
+    assert "fine\\x1b]0;PWNED\\x07\\x1b[2J\\rrefused: nothing" in shown

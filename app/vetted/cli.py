@@ -439,6 +439,17 @@ def main(argv: list[str] | None = None) -> int:
             line = one_line(exc.line())
             print(f"refused: {line}" if isinstance(exc, Refused) else f"error: {line}")
             code = EXIT_REFUSED
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:  # a bug, not a refusal: one line, and the traceback on request
+            import os
+            import traceback
+
+            if os.environ.get("VETTED_DEBUG"):
+                traceback.print_exc()
+            print(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (a bug in Vetted; set VETTED_DEBUG=1 "
+                  "for the traceback and report it)", file=sys.stderr)
+            code = EXIT_REFUSED
         sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
         return code
     except BrokenPipeError:

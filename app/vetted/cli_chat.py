@@ -143,8 +143,9 @@ def cmd_chats(ctx, args) -> int:
             print(json.dumps(export_json(conv), indent=2, ensure_ascii=False))
         elif args.action == "show":
             print(_show(conv))
-        else:  # an export is data (usually redirected to a file): kept exactly as stored
-            print(export_markdown(conv))
+        else:  # an export is data: byte-exact into a file or a pipe, escaped on a terminal
+            text = export_markdown(conv)
+            print(multi_line(text) if sys.stdout.isatty() else text)
     return 0
 
 

@@ -123,10 +123,50 @@ class Response:
         return bytes(buf)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A URL as the connection layer will see it: parsed by urllib3's own parser, so the
+    origin Vetted judges (credentials, downgrade, proxy) is the one actually contacted."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+def target(url: str) -> Target:
+    """Parses and rebuilds a URL; refuses what two parsers could read differently (a
+    backslash, control characters, whitespace) and user names or passwords in it."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    if any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        raise DownloadError("address", f"{url!r} contains a backslash, a space or a control character",
+                            "a server or catalog sent an ambiguous address; it was not followed")
+    try:
+        p = parse_url(url)
+    except (LocationParseError, ValueError) as exc:
+        raise DownloadError("address", f"{url!r} is malformed ({exc})", "the source is misconfigured") from None
+    scheme = (p.scheme or "").lower()
+    if scheme not in ("http", "https") or not p.host:
+        raise DownloadError("address", f"{url!r} is not an http(s) address with a host")
+    if p.auth:
+        raise DownloadError("address", f"{url!r} carries a user name or password",
+                            "credentials never travel inside addresses")
+    host = p.host.lower()
+    port = p.port or (443 if scheme == "https" else 80)
+    path = p.path or "/"
+    rebuilt = f"{scheme}://{host}" + (f":{p.port}" if p.port else "") + path + \
+        (f"?{p.query}" if p.query is not None else "")
+    return Target(rebuilt, scheme, host, port)
+
+
 def origin(url: str) -> tuple[str, str, int]:
-    u = urllib.parse.urlsplit(url)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    return (u.scheme.lower(), (u.hostname or "").lower(), port)
+    return target(url).origin
 
 
 def is_loopback(host: str) -> bool:
@@ -139,7 +179,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _proxy_for(url: str) -> str | None:
-    scheme, host, _port = origin(url)
+    scheme, host, _port = target(url).origin
     if is_loopback(host):
         return None
     proxies = urllib.request.getproxies()
@@ -219,6 +259,8 @@ def _failure(url: str, dog: Watchdog, limits: TransferLimits, elapsed: Callable[
                 "the server is trickling data (a slow-retrieval attack or a very poor link); try another "
                 "source, or lower the minimum rate in settings")
         inner = getattr(exc, "reason", None) or exc
+        if isinstance(exc, (e.NewConnectionError, e.NameResolutionError)):  # before: they subclass the timeout
+            return DownloadError(what, f"cannot connect ({inner})", "check the network or try another source")
         if isinstance(exc, e.ReadTimeoutError) or isinstance(inner, (TimeoutError, socket.timeout)) and \
                 not isinstance(exc, e.ConnectTimeoutError):
             return DownloadError(what, f"no data for {limits.stall_timeout:g} s",
@@ -257,12 +299,13 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
         stack.callback(dog.stop)
         managers = _Managers(dog, limits)
         stack.callback(managers.close)
-        first = origin(url)
-        current = url
+        here = target(url)
+        first = here.origin
+        current = here.url
         send = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
         for _hop in range(MAX_REDIRECTS + 1):
             fail = _failure(current, dog, limits, lambda: time.monotonic() - started)
-            if origin(current) != first:
+            if here.origin != first:
                 send = {k: v for k, v in send.items() if k.lower() not in SENSITIVE_HEADERS}
             try:
                 raw = managers.for_url(current).request("GET", current, headers=send, preload_content=False,
@@ -278,16 +321,16 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
                 raw.release_conn()
                 raise
             if resp.status in (301, 302, 303, 307, 308) and resp.header("location"):
-                raw.drain_conn()
-                raw.release_conn()
-                nxt = urllib.parse.urljoin(current, resp.header("location") or "")
-                scheme, host, _ = origin(nxt)
-                if scheme not in ("http", "https"):
-                    raise DownloadError(f"GET {current}", f"redirects to an unsupported address {nxt!r}")
-                if origin(current)[0] == "https" and scheme == "http" and not is_loopback(host):
-                    raise DownloadError(f"GET {current}", f"redirects from https to plain http ({nxt})",
+                raw.close()  # never read a redirect's body: it may be endless; the connection goes
+                location = resp.header("location") or ""
+                try:
+                    nxt = target(urllib.parse.urljoin(current, location) if "\\" not in location else location)
+                except DownloadError as exc:
+                    raise DownloadError(f"GET {current}", f"redirects to {exc.found}", exc.action) from None
+                if here.scheme == "https" and nxt.scheme == "http" and not is_loopback(nxt.host):
+                    raise DownloadError(f"GET {current}", f"redirects from https to plain http ({nxt.url})",
                                         "the server tried to downgrade the connection; use another source")
-                current = nxt
+                here, current = nxt, nxt.url
                 continue
             stack.callback(raw.release_conn)
             if resp.status == 416 or 200 <= resp.status < 300:

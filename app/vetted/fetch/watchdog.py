@@ -14,6 +14,7 @@ honoured the same way, so Cancel takes effect even while a server is silent.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -42,13 +43,20 @@ class Watchdog:
 
     # -- called from the transfer's thread
     def register(self, sock: socket.socket | None) -> None:
+        """Keeps a handle of its own on the connection: a duplicate of the descriptor, because
+        wrapping a socket in TLS detaches the original object (its fd becomes -1), and
+        shutdown() through any descriptor of a socket ends the connection for all of them."""
         if sock is None:
             return
+        try:
+            handle = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return
         with self._lock:
-            self._sockets.append(sock)
+            self._sockets.append(handle)
             tripped = self.tripped
         if tripped:
-            _cut(sock)
+            _cut(handle)
 
     def feed(self, n: int) -> None:
         with self._lock:
@@ -59,6 +67,15 @@ class Watchdog:
     def stop(self) -> None:
         self._done.set()
         self._thread.join(timeout=2)
+        with self._lock:
+            handles, self._sockets = self._sockets, []
+        for handle in handles:
+            handle.close()  # our duplicate only; the connection belongs to the HTTP library
+
+    def check(self) -> None:
+        """Raises ConnectionError if the watchdog has tripped (for loops that never block)."""
+        if self.tripped:
+            raise ConnectionError(f"transfer abandoned ({self.tripped})")
 
     # -- the watchdog's own thread
     def _watch(self) -> None:
