@@ -47,11 +47,44 @@ def test_tampered_catalog_refused(tmp_path: Path, signing_key, db) -> None:
         load(str(cat), pub(signing_key), db)
 
 
-def test_missing_signature_refused(tmp_path: Path, signing_key, db) -> None:
+def test_missing_signature_refused(tmp_path: Path, signing_key, db, cli) -> None:
+    from vetted.store import audit
+
     cat = build(tmp_path, signing_key[0])
     cat.with_name("catalog.json.sig").unlink()
-    with pytest.raises(Exception, match="catalog.json.sig"):
+    with pytest.raises(CatalogError, match=r"signature of catalog .*catalog\.json: .*catalog\.json\.sig is missing "
+                                           r"or unreadable \(No such file or directory\)"):
         load(str(cat), pub(signing_key), db)
+    row = audit.entries(db)[-1]
+    assert (row["action"], row["result"]) == ("catalog.load", "refused") and "missing or unreadable" in row["reason"]
+    assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
+    r = cli("catalog", "list")
+    assert r.returncode == 1 and r.stdout.startswith("refused: signature of catalog "), r.stdout + r.stderr
+    assert "catalog.json.sig is missing or unreadable" in r.stdout
+
+
+def test_missing_signature_over_http_is_refused_and_audited(tmp_path: Path, signing_key, db) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from vetted.store import audit
+
+    cat = build(tmp_path, signing_key[0])
+    cat.with_name("catalog.json.sig").unlink()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cat.parent))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/catalog.json"
+        with pytest.raises(CatalogError, match=r"catalog\.json\.sig is missing or unreadable \(HTTP 404"):
+            load(url, pub(signing_key), db)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    row = audit.entries(db)[-1]
+    assert (row["action"], row["result"], row["subject"]) == ("catalog.load", "refused", url)
 
 
 def test_rollback_refused_and_newer_accepted(tmp_path: Path, signing_key, db) -> None:

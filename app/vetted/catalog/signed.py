@@ -65,7 +65,7 @@ def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
     audit.require_intact(db)  # no trust decision while the audit log's chain is broken and unacknowledged
     try:
         raw = http.read_small(location, MAX_CATALOG_BYTES, limits)
-        bundle = http.read_small(signature_location(location), 1024 * 1024, limits)
+        bundle = _signature_bytes(location, limits)
         who = verify_catalog_bytes(raw, bundle, signer, location)
         catalog = parse(raw, location)
         digest = hashlib.sha256(raw).hexdigest()
@@ -79,6 +79,20 @@ def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})
     return LoadedCatalog(catalog, location, _base_of(location), digest, who, trusted_root)
+
+
+def _signature_bytes(location: str, limits: TransferLimits) -> bytes:
+    """A catalog without a readable signature is a refused catalog (a trust decision, audited),
+    whether the file is missing locally or the server does not have it."""
+    from vetted.errors import DownloadError, InputError
+
+    sig = signature_location(location)
+    try:
+        return http.read_small(sig, 1024 * 1024, limits)
+    except (InputError, DownloadError) as exc:
+        raise CatalogError(f"signature of catalog {location}", f"{sig} is missing or unreadable ({exc.found})",
+                           "a catalog is only used with its detached signature; ask its publisher for "
+                           "catalog.json.sig") from None
 
 
 def signer_description(signer: TrustSpec) -> str:
