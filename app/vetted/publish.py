@@ -41,13 +41,12 @@ def public_pem(private_key: Path) -> bytes:
 
 
 def sign_file_or_folder(path: Path, private_key: Path, out: Path) -> None:
-    import model_signing
+    """An OMS signature (key mode) of a file or folder; a signature written inside the
+    folder is not part of what it signs."""
+    from vetted.trust.backend import sign_model
 
     ignore = [out.name] if path.is_dir() and out.parent.resolve() == path.resolve() else []
-    cfg = model_signing.signing.Config().use_elliptic_key_signer(private_key=private_key)
-    if ignore:
-        cfg.set_hashing_config(model_signing.hashing.Config().set_ignored_paths(paths=ignore))
-    cfg.sign(path, out)
+    sign_model(path, private_key, out, ignore)
 
 
 def build_catalog(spec: dict[str, Any], spec_dir: Path, private_key: Path, out: Path) -> Path:

@@ -2,7 +2,8 @@
 
 Key-mode signing writes the same Sigstore bundle shape `model_signing` writes, so the
 one verification path (`trust.envelopes.verify_dsse`) serves model signatures and
-attestations, in all three trust modes.
+attestations, in all three trust modes. The signature libraries are reached only
+through `vetted.trust.backend`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from vetted.cards.predicates import PREDICATES
 from vetted.errors import Refused
+from vetted.trust import backend
 from vetted.trust.envelopes import verify_dsse
 from vetted.trust.identity import TrustSpec
 
@@ -29,29 +31,9 @@ def statement(predicate_type: str, predicate: dict[str, Any], subject_name: str,
     }
 
 
-class _Payload:
-    """What model_signing's signers read: an object whose `.statement.pb` is the statement."""
-
-    def __init__(self, stmt: dict[str, Any]) -> None:
-        from google.protobuf import json_format
-        from in_toto_attestation.v1 import statement_pb2
-
-        pb = statement_pb2.Statement()
-        json_format.ParseDict(stmt, pb)
-
-        class _S:
-            pass
-
-        self.statement = _S()
-        self.statement.pb = pb
-
-
 def sign_key(stmt: dict[str, Any], private_key: Path) -> dict[str, Any]:
     """Signs a statement with an EC private key; returns the bundle as a JSON object."""
-    from model_signing._signing import sign_ec_key
-
-    signature = sign_ec_key.Signer(private_key).sign(_Payload(stmt))  # type: ignore[arg-type]
-    return json.loads(signature.bundle.to_json())
+    return backend.sign_statement(stmt, private_key)
 
 
 @dataclass(frozen=True)

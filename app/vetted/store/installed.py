@@ -317,11 +317,10 @@ def _first_verified(model: InstalledModel) -> datetime | None:
 
 
 def _signed_digest(signed, name: str, n_files: int) -> str | None:
-    """A single-file OMS signature names its one resource "."."""
-    digest = signed.file_digest(name)
-    if digest is None and n_files == 1 and set(signed.digests) == {"."}:
-        digest = signed.digests["."] if signed.method == "files" and signed.hash_type == "sha256" else None
-    return digest
+    """Moved to `vetted.trust.coverage.signed_file_digest`; kept until callers switch."""
+    from vetted.trust.coverage import signed_file_digest
+
+    return signed_file_digest(signed, name, n_files)
 
 
 signed_digest = _signed_digest

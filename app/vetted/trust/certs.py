@@ -24,13 +24,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from vetted.errors import InputError, Refused
+
+if TYPE_CHECKING:
+    from cryptography.x509.verification import Policy
 
 Kind = Literal["email", "uri", "dns", "dn"]
 
@@ -230,17 +233,17 @@ def check_code_signing(cert: x509.Certificate) -> None:
     raise Refused(checked, f"has no code-signing EKU ({what})", action)
 
 
-def _ca_constraints(_policy, cert: x509.Certificate, bc: x509.BasicConstraints | None) -> None:
+def _ca_constraints(_policy: Policy, cert: x509.Certificate, bc: x509.BasicConstraints | None) -> None:
     if bc is None or not bc.ca:
         raise ValueError(f"{subject(cert)} issues certificates but is not a CA (BasicConstraints CA:FALSE)")
 
 
-def _ca_key_usage(_policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+def _ca_key_usage(_policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
     if ku is not None and not ku.key_cert_sign:
         raise ValueError(f"{subject(cert)} issues certificates but its KeyUsage lacks keyCertSign")
 
 
-def _ee_code_signing(_policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+def _ee_code_signing(_policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
     if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise ValueError(f"{subject(cert)} has no code-signing EKU")
 

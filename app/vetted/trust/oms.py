@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from vetted.errors import Refused
+from vetted.trust import backend
 from vetted.trust.envelopes import VerifiedEnvelope, verify_dsse
 from vetted.trust.identity import TrustSpec
 
@@ -28,7 +30,7 @@ class SignedManifest:
     digests: dict[str, str]  # resource identifier ("file" or "file:start:end") -> hex
     hash_type: str
     method: str  # "files" or "shards"
-    serialization: dict
+    serialization: dict[str, Any]
     signer: str
 
     def file_digest(self, name: str) -> str | None:
@@ -38,31 +40,27 @@ class SignedManifest:
         return self.digests.get(name)
 
 
-def is_oms_statement(statement: dict) -> bool:
+def is_oms_statement(statement: dict[str, Any]) -> bool:
     return statement.get("predicateType") in OMS_PREDICATES
 
 
-def manifest_from_envelope(env: VerifiedEnvelope):
-    from model_signing._signing.signing import dsse_payload_to_manifest
-
+def manifest_from_envelope(env: VerifiedEnvelope) -> backend.OmsManifest:
+    """The OMS manifest a verified envelope carries; any other predicate is refused."""
     statement = env.statement()
     if not is_oms_statement(statement):
         raise Refused(
             "model signature predicate",
             f"expected an OpenSSF Model Signing manifest, found {statement.get('predicateType')!r}",
         )
-    try:
-        return dsse_payload_to_manifest(statement)
-    except Exception as exc:
-        raise Refused("model signature manifest", f"{exc} [{type(exc).__name__}]") from None
+    return backend.parse_oms_statement(statement)
 
 
 def signed_manifest(bundle: bytes, spec: TrustSpec, at: datetime | None = None) -> SignedManifest:
     """Verifies the bundle against `spec` (as of `at`, see `verify_dsse`); the digests it covers."""
     env = verify_dsse(bundle, spec, at)
     manifest = manifest_from_envelope(env)
-    params = dict(manifest.serialization_type)
-    digests = {rd.identifier: rd.digest.digest_hex for rd in manifest.resource_descriptors()}
+    params = dict(manifest.serialization)
+    digests = dict(manifest.digests)
     for ident in digests:
         _check_identifier(ident.split(":")[0] if params.get("method") == "shards" else ident)
     return SignedManifest(
@@ -81,32 +79,9 @@ def _check_identifier(name: str) -> None:
         raise Refused("signed file name", f"{name!r} escapes the model folder")
 
 
-def _hashing_config(params: dict, ignore: list[str]):
-    from model_signing import hashing
-
-    # model_signing writes shard_size as a float and then cannot use it (fixtures/README).
-    ignore_all = list(params.get("ignore_paths", [])) + ignore
-    symlinks = bool(params.get("allow_symlinks", False))
-    if params.get("method") == "shards":
-        config = hashing.Config().use_shard_serialization(
-            hashing_algorithm=params["hash_type"],
-            shard_size=int(params["shard_size"]),
-            allow_symlinks=symlinks,
-        )
-    else:
-        config = hashing.Config().use_file_serialization(
-            hashing_algorithm=params.get("hash_type", "sha256"), allow_symlinks=symlinks
-        )
-    return config.set_ignored_paths(paths=ignore_all)
-
-
 def hash_on_disk(path: Path, signed: SignedManifest, ignore: list[str]) -> dict[str, str]:
     """Hashes a model folder (or single file) the way its signature was made."""
-    try:
-        actual = _hashing_config(signed.serialization, ignore).hash(path)
-    except Exception as exc:
-        raise Refused(f"hashing {path}", f"{exc} [{type(exc).__name__}]") from None
-    return {rd.identifier: rd.digest.digest_hex for rd in actual.resource_descriptors()}
+    return backend.hash_model(path, signed.serialization, ignore)
 
 
 def compare(signed: SignedManifest, actual: dict[str, str]) -> None:
@@ -140,7 +115,7 @@ def ignore_for(model_dir: Path, signature: Path, extra: list[str]) -> list[str]:
     return ignore
 
 
-def peek_statement(bundle: bytes) -> dict | None:
+def peek_statement(bundle: bytes) -> dict[str, Any] | None:
     """The unverified in-toto statement, only to choose which verifier applies."""
     import base64
 
@@ -148,6 +123,7 @@ def peek_statement(bundle: bytes) -> dict | None:
         env = json.loads(bundle).get("dsseEnvelope")
         if not env:
             return None
-        return json.loads(base64.b64decode(env["payload"]))
+        statement = json.loads(base64.b64decode(env["payload"]))
     except Exception:
         return None
+    return statement if isinstance(statement, dict) else None
