@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"  # real signatures, carried with their licence (see its README)
 VENV_BIN = Path(sys.executable).parent
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

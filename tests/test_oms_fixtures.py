@@ -1,4 +1,4 @@
-"""Real OpenSSF Model Signing signatures (../shared/fixtures/oms) verify with their
+"""Real OpenSSF Model Signing signatures (tests/fixtures/oms) verify with their
 documented signer and are refused with any other signer or any change to the files."""
 
 from __future__ import annotations

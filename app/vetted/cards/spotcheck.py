@@ -1,6 +1,12 @@
 """A spot-check on this machine: the project's probe suite, run deterministically on the
 exact installed file in the worker process, scored locally, with Wilson 95% intervals,
-stored per file digest and set beside the card's claims."""
+stored per file digest and set beside the card's claims.
+
+Only a complete run of the whole shipped suite is evidence. A run of part of it (`limit`,
+or a suite cut down under the same id and version) is stored as 'partial', a stopped one
+as 'cancelled'; `latest()`, which cards, comparisons and the demo's signed safety card
+read, never returns either.
+"""
 
 from __future__ import annotations
 
@@ -110,14 +116,27 @@ def score(results: list[ProbeResult]) -> dict[str, Metric]:
     return out
 
 
+def _whole(suite: dict[str, Any]) -> dict[str, Any]:
+    """The suite a run under this id and version is measured against: the shipped one when
+    the id and version are the shipped suite's, else the suite itself."""
+    shipped = load_suite()
+    same = (suite["id"], suite["version"]) == (shipped["id"], shipped["version"])
+    return shipped if same else suite
+
+
 def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str, Any] | None = None,
         progress: Callable[[int, int, str], None] | None = None, cancel: threading.Event | None = None,
         limit: int | None = None) -> SpotCheck:
-    """Runs the suite on the installed, re-verified file; stores and returns the result."""
+    """Runs the suite on the installed, re-verified file; stores and returns the result.
+
+    The status is 'complete' only when every probe of the whole suite ran, with its
+    generation settings; fewer probes (`limit`, a cut-down suite) make it 'partial', and a
+    cancel 'cancelled'."""
     from vetted.runtime.chat import ChatSession
     from vetted.store.chats import Conversation
 
     suite = suite or load_suite()
+    whole = _whole(suite)
     gen = dict(suite["generation"])
     own = session is None
     session = session or ChatSession(db)
@@ -127,7 +146,8 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
     probes = suite["probes"][:limit] if limit else suite["probes"]
     results: list[ProbeResult] = []
     started, t0 = audit.now(), time.perf_counter()
-    status = "complete"
+    covers = probes == whole["probes"] and suite["generation"] == whole["generation"]
+    status = "complete" if covers else "partial"
     try:
         session.ensure_model(conv)  # re-check before load, memory check, template choice
         template = session._template[0]
@@ -148,7 +168,7 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
             refused = is_refusal(reply)
             insecure = [f.rule for f in insecure_findings(reply)] if p["kind"] == "code" and not refused else []
             results.append(ProbeResult(p["id"], p["kind"], p["category"], reply, refused, insecure))
-        if progress and status == "complete":
+        if progress and status != "cancelled":
             progress(len(probes), len(probes), "done")
     finally:
         if own:
@@ -169,13 +189,22 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
 
 
 def latest(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM spotchecks WHERE sha256 = ? AND status = 'complete' ORDER BY id DESC"
-                         " LIMIT 1", [sha256]))
-    if not rows:
-        return None
-    r = rows[0]
-    return {"suite": f"{r['suite_id']} {r['suite_version']}", "finished_at": r["finished_at"],
-            "metrics": json.loads(r["metrics"]), "settings": json.loads(r["settings"])}
+    """The newest complete run of the whole shipped suite on this file, or None.
+
+    Partial and cancelled runs, and runs of another suite or version, are never returned:
+    this is what cards show as measured here, what comparisons use and what the demo signs.
+    A row must also hold exactly the suite's probes, in order (a row stored 'complete' by a
+    version that did not know partial runs may hold fewer)."""
+    suite = load_suite()
+    ids = [p["id"] for p in suite["probes"]]
+    rows = db.query("SELECT * FROM spotchecks WHERE sha256 = ? AND status = 'complete' AND suite_id = ?"
+                    " AND suite_version = ? ORDER BY id DESC", [sha256, suite["id"], suite["version"]])
+    for r in rows:
+        if [p.get("id") for p in json.loads(r["results"])] != ids:
+            continue
+        return {"suite": f"{r['suite_id']} {r['suite_version']}", "finished_at": r["finished_at"],
+                "metrics": json.loads(r["metrics"]), "settings": json.loads(r["settings"])}
+    return None
 
 
 def compare(claim_metric: str, claim_value: float, claim_ci: tuple[float, float] | None,

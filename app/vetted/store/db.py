@@ -196,6 +196,35 @@ MIGRATIONS: list[Migration] = [
     """,
     # 6: the audit log is a hash chain; see _chain_audit_log
     _chain_audit_log,
+    # 7: a spot-check of part of the suite (`--limit`) is stored as 'partial', never as
+    # 'complete'. SQLite cannot alter a CHECK constraint, so the table is rebuilt: rows and
+    # ids are kept, the AUTOINCREMENT high-water mark is carried over, the index recreated.
+    # Rows stored 'complete' before this by a `--limit` run stay as they are; `latest()`
+    # passes them over because they do not hold the whole suite's probes.
+    """
+    CREATE TABLE spotchecks_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256 TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        suite_id TEXT NOT NULL,
+        suite_version TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'partial', 'cancelled', 'failed')),
+        metrics TEXT NOT NULL,
+        results TEXT NOT NULL,
+        settings TEXT NOT NULL
+    );
+    INSERT INTO spotchecks_new (id, sha256, model_id, suite_id, suite_version, started_at, finished_at, status,
+                                metrics, results, settings)
+        SELECT id, sha256, model_id, suite_id, suite_version, started_at, finished_at, status,
+               metrics, results, settings FROM spotchecks ORDER BY id;
+    DELETE FROM sqlite_sequence WHERE name = 'spotchecks_new';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'spotchecks_new', seq FROM sqlite_sequence WHERE name = 'spotchecks';
+    DROP TABLE spotchecks;
+    ALTER TABLE spotchecks_new RENAME TO spotchecks;
+    CREATE INDEX spotchecks_sha ON spotchecks(sha256, id);
+    """,
 ]
 
 
