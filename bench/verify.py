@@ -96,7 +96,7 @@ def main() -> int:
 def run(work: Path, args) -> int:
     from vetted.catalog.signed import load
     from vetted.digest import sha256_file
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.paths import locations
     from vetted.publish import build_catalog, generate_key
     from vetted.store import installed

@@ -397,6 +397,6 @@ class LoopbackTLS:
     def trust(self, monkeypatch) -> None:
         import ssl
 
-        from vetted.fetch import http
+        from vetted.net import http
 
         monkeypatch.setattr(http, "_SSL", ssl.create_default_context(cafile=str(self.ca_pem)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catalog_kit import build
 from vetted.catalog.signed import load
-from vetted.fetch.install import pull
+from vetted.install.pull import pull
 from vetted.trust.identity import PublicKey
 
 

@@ -283,7 +283,7 @@ def test_oms_certificate_fixtures_verify_with_their_subject_dn(case: str, cli) -
 def test_installed_model_keeps_running_after_its_certificate_expires(
         pki: OrgPKI, tmp_path: Path, loc, db, signing_key, monkeypatch: pytest.MonkeyPatch) -> None:
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.store import installed
     from vetted.trust.identity import PublicKey
 

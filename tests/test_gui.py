@@ -141,7 +141,7 @@ def test_tampered_mirror_shows_refusal_with_reason(qtbot, loc, mirror) -> None:
 
 def test_engine_crash_shows_banner_and_app_recovers(qtbot, loc, mirror, db, signing_key) -> None:
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
 
     pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
     w = open_window(qtbot, loc)
@@ -191,7 +191,7 @@ def qtbot_left():
 def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monkeypatch) -> None:
     from vetted.cards import spotcheck
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
 
     full = spotcheck.load_suite()
     small = {**full, "probes": [p for p in full["probes"] if p["id"] in ("harmful-01", "benign-01", "code-07")]}

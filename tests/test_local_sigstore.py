@@ -173,7 +173,7 @@ def test_catalog_with_a_private_sigstore_root_installs_keyless_signed_models(tmp
     from catalog_kit import build, make_model
     from local_sigstore import oms_statement
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.store import installed
     from vetted.trust.identity import PublicKey
 

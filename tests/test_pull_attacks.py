@@ -24,7 +24,7 @@ import pytest
 from hub_server import HubServer, hub_server_factory  # noqa: F401  (the fixture, re-exported)
 from vetted.catalog.signed import load
 from vetted.errors import DownloadError, Refused
-from vetted.fetch.install import pull, store_path
+from vetted.install.pull import pull, store_path
 from vetted.paths import Locations, locations
 from vetted.publish import build_catalog, generate_key, sign_file_or_folder
 from vetted.store import audit, installed

@@ -12,7 +12,7 @@ import pytest
 from catalog_kit import build, make_model
 from vetted.catalog.signed import load
 from vetted.errors import CatalogError, InputError, Refused, StoreError
-from vetted.fetch.install import pull, store_path
+from vetted.install.pull import pull, store_path
 from vetted.publish import generate_key, sign_file_or_folder
 from vetted.store import audit, installed
 from vetted.store.db import MIGRATIONS, open_db

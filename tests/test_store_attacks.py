@@ -17,7 +17,7 @@ import pytest
 from catalog_kit import build
 from vetted.catalog.signed import load
 from vetted.errors import Refused
-from vetted.fetch.install import pull, store_path
+from vetted.install.pull import pull, store_path
 from vetted.store import audit, installed
 from vetted.trust.identity import PublicKey
 

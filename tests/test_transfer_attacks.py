@@ -20,7 +20,7 @@ import pytest
 from hub_server import HubServer, hub_server_factory  # noqa: F401  (the fixture)
 from vetted.catalog.signed import load
 from vetted.errors import DownloadError
-from vetted.fetch.install import pull, store_path
+from vetted.install.pull import pull, store_path
 from vetted.fetch.stream import Cancelled
 from vetted.paths import locations
 from vetted.publish import build_catalog, generate_key
@@ -34,7 +34,7 @@ SIZE = 256 * 1024
 
 
 def _limits(**kw):
-    from vetted.fetch.limits import TransferLimits
+    from vetted.net.limits import TransferLimits
 
     return TransferLimits(**kw)
 
@@ -178,7 +178,7 @@ def test_the_hub_token_is_not_sent_to_another_origin_on_redirect(tmp_path, db, l
 def test_a_redirect_within_the_same_origin_keeps_the_token(tmp_path, db, loc, keys, hub_server_factory,
                                                            monkeypatch):
     """Stripping is about the origin, not about redirects as such."""
-    from vetted.fetch import http
+    from vetted.net import http
 
     hub = hub_server_factory(tmp_path, COMMIT)
     (tmp_path / "doc.txt").write_bytes(b"hello")
@@ -459,7 +459,7 @@ def test_a_malformed_location_is_a_one_line_error(tmp_path, keys, cli):
 def test_a_refused_connection_is_not_called_a_timeout(db):
     import socket
 
-    from vetted.fetch import http
+    from vetted.net import http
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -143,7 +143,7 @@ def test_cli_catalog_shows_escapes(evil, cli) -> None:
 
 def test_cli_card_and_compare_show_claims_and_gguf_metadata_escaped(evil, cli, loc, db, signing_key) -> None:
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
 
     pull(loc, db, load(str(evil), PublicKey(signing_key[1].read_bytes()), db), "evil")
     r = cli("card", "evil")
@@ -283,7 +283,7 @@ def _window(qtbot, loc):
 
 def test_gui_discover_model_page_compare_and_audit_show_escapes(evil, loc, db, signing_key, qtbot) -> None:
     from vetted.catalog.signed import load
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.store.chats import Chats
 
     pull(loc, db, load(str(evil), PublicKey(signing_key[1].read_bytes()), db), "evil")

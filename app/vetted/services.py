@@ -114,7 +114,7 @@ def model_rows(states: list[CatalogState], db: sqlite_utils.Database, available:
 def pull_model(loc: Locations, location: str, model_id: str, progress: Callable[[str, int, int], None],
                cancel: threading.Event) -> Any:
     """For a background thread: its own DB connection, the catalog re-verified, then pull."""
-    from vetted.fetch.install import pull
+    from vetted.install.pull import pull
     from vetted.store.db import open_db
 
     db = open_db(loc.database)

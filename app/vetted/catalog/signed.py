@@ -12,8 +12,8 @@ import sqlite_utils
 
 from vetted.catalog.schema import MAX_CATALOG_BYTES, Catalog, parse
 from vetted.errors import CatalogError, Refused
-from vetted.fetch import http
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
+from vetted.net import http
+from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 from vetted.store import audit
 from vetted.trust import oms
 from vetted.trust.identity import TrustSpec, spec_key

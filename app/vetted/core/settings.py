@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vetted.errors import InputError, Refused
-from vetted.fetch.limits import TransferLimits
+from vetted.errors import Fix, InputError, Refused, Remedy
+from vetted.net.limits import TransferLimits
 from vetted.paths import Locations
 from vetted.trust.identity import TrustSpec, from_json, to_json
 
@@ -92,26 +92,23 @@ class Settings:
         if old is not None and spec_key(old.signer) != spec_key(sub.signer) and not replace_signer:
             raise SignerConflict(
                 f"catalog {sub.location}", f"is pinned to {old.signer.describe()}, not {sub.signer.describe()}",
-                "re-pinning a catalog to another signer must be confirmed explicitly")
+                "re-pinning a catalog to another signer must be confirmed explicitly",
+                Remedy(Fix.REPLACE_SIGNER, sub.location))
         self.catalogs = [c for c in self.catalogs if _norm(c.location) != norm] + [sub]
         return old
 
     def find(self, location: str | None) -> CatalogSubscription:
         if location is None:
             if not self.catalogs:
-                raise InputError(
-                    "catalog", "none configured",
-                    "add one with `vetted catalog add LOCATION --key PEM` (or --identity/--issuer, --cert-chain)",
-                )
+                raise InputError("catalog", "none configured",
+                                 "add a catalog and pin the signer it must carry", Remedy(Fix.PIN_SIGNER))
             return self.catalogs[0]
         norm = _norm(location)
         for c in self.catalogs:
             if _norm(c.location) == norm:
                 return c
-        raise InputError(
-            f"catalog {location}", "no signer is pinned for it",
-            "pin its signer first: `vetted catalog add LOCATION --key PEM` (or --identity/--issuer, --cert-chain)",
-        )
+        raise InputError(f"catalog {location}", "no signer is pinned for it",
+                         "pin the signer it must carry first", Remedy(Fix.PIN_SIGNER, location))
 
 
 def _norm(location: str) -> str:

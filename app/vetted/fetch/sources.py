@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vetted.errors import DownloadError, Refused
-from vetted.fetch import http
+from vetted.net import http
 from vetted.fetch.stream import Partial, Progress, copy_local, download
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
+from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 
 SIGNATURE_CAP = 1024 * 1024
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from vetted.errors import DownloadError, Refused
-from vetted.fetch import http
-from vetted.fetch.http import Cancelled
-from vetted.fetch.quarantine import Partial
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
+from vetted.net import http
+from vetted.net.http import Cancelled
+from vetted.store.quarantine import Partial
+from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 
 __all__ = ["Cancelled", "Partial", "download", "copy_local", "pump"]
 

@@ -31,10 +31,10 @@ from vetted.catalog.schema import FileEntry, ModelEntry
 from vetted.catalog.signed import LoadedCatalog
 from vetted.digest import sha256_fd
 from vetted.errors import CatalogError, DownloadError, Refused, StoreError
-from vetted.fetch.http import Cancelled
-from vetted.fetch.quarantine import Partial
+from vetted.net.http import Cancelled
+from vetted.store.quarantine import Partial
 from vetted.fetch.sources import Source, sources_for
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits
+from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 from vetted.paths import Locations
 from vetted.store import audit, installed, layout
 from vetted.trust import oms

@@ -1,7 +1,7 @@
 """HTTP with the limits a hostile network calls for.
 
 - Slow retrieval: a stall timeout per read *and* a minimum-progress watchdog
-  (`fetch/watchdog.py`) on every transfer, headers included, catalogs included.
+  (`net/watchdog.py`) on every transfer, headers included, catalogs included.
 - Endless data: callers cap what they read; this module never buffers a body.
 - Credentials stay with their origin: redirects are followed here, and every header that
   carries a credential is dropped the moment a redirect changes scheme, host or port
@@ -42,7 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from vetted import __version__
 from vetted.errors import DownloadError, InputError
-from vetted.fetch.watchdog import DEFAULT_LIMITS, TransferLimits, Watchdog
+from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits, Watchdog
 
 USER_AGENT = f"vetted/{__version__}"
 DEFAULT_TIMEOUT = DEFAULT_LIMITS.stall_timeout

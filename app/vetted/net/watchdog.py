@@ -6,7 +6,7 @@ every transfer gets a watchdog that counts the bytes arriving on its sockets and
 `TransferLimits.min_bytes_per_window` bytes arrived in each `window` seconds, shuts the
 sockets down: the blocked read returns at once and the transfer fails with the reason.
 
-The watchdog is given each socket the moment it connects (`fetch/http.py` hooks the HTTP
+The watchdog is given each socket the moment it connects (`net/http.py` hooks the HTTP
 library's connection factory), before TLS, a proxy tunnel or the response headers, so a
 trickle at any stage is cut; only body bytes count as progress. A cancel event is
 honoured the same way, so Cancel takes effect even while a server is silent.
@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from vetted.fetch.limits import DEFAULT_LIMITS, TransferLimits
+from vetted.net.limits import DEFAULT_LIMITS, TransferLimits
 
 __all__ = ["DEFAULT_LIMITS", "TransferLimits", "Watchdog"]
 

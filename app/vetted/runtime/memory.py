@@ -96,3 +96,11 @@ def fits(needed: int, available: int | None = None) -> Fit:
     if needed > 0.8 * avail:
         return Fit("tight", needed, avail)
     return Fit("ok", needed, avail)
+
+
+def entry_estimate(size: int, ram_bytes: int | None) -> int:
+    """Before a download there is no header to read: the catalog's figure, else the file
+    size plus a margin (the same rule for every front end; core.Vetted enforces the fit)."""
+    if ram_bytes:
+        return ram_bytes
+    return int(size * 1.15) + 120 * MiB

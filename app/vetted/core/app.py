@@ -1,0 +1,368 @@
+"""`Vetted`: the one application object every front end calls.
+
+The CLI, the GUI (and later the local API server and the organisation's policy) call only
+this. It owns the locations, one database connection per thread, the settings, the
+catalogs with their trusted roots, and exposes each operation as a plain method with
+callbacks (progress, tokens, log lines) and typed results. Every rule — the memory fit
+before a download, the trusted root that goes with each catalog, the audit entry of each
+decision — is enforced here once, so the front ends cannot drift apart. It never prints,
+never names a command or a button, and never imports Qt (DESIGN.md invariant 10).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from vetted.catalog.schema import ModelEntry
+from vetted.catalog.signed import LoadedCatalog
+from vetted.core import events as ev
+from vetted.core.results import CatalogState, ModelRow, PinResult, Removed
+from vetted.core.settings import CatalogSubscription, Settings, SignerConflict, normalise_location
+from vetted.errors import Fix, Refused, Remedy, VettedError
+from vetted.net.limits import TransferLimits
+from vetted.paths import Locations, locations
+from vetted.store import audit, installed
+
+Progress = Callable[[str, int, int], None]  # (file name, bytes so far, total)
+
+
+class MemoryRefused(Refused):
+    """A model that cannot fit in this machine's memory is not downloaded."""
+
+
+class Vetted:
+    def __init__(self, loc: Locations | None = None, *, engine_factory: Callable[[], Any] | None = None,
+                 available_memory: Callable[[], int] | None = None) -> None:
+        """`engine_factory` makes the engine chats and spot-checks run on (the real llama.cpp
+        worker by default; a fake in fast GUI tests). `available_memory` overrides how much
+        memory counts as free (tests)."""
+        self.loc = loc or locations()
+        self.events = ev.Events()
+        self.engine_factory = engine_factory
+        self._available = available_memory
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite_utils.Database] = []
+
+    # -- resources ----------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection (SQLite connections belong to the thread that opened them)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            from vetted.store.db import open_db
+
+            self.loc.ensure()
+            db = open_db(self.loc.database)
+            self._local.db = db
+            with self._lock:
+                self._open.append(db)
+        return db
+
+    def db_if_available(self) -> sqlite_utils.Database | None:
+        """For operations that must also work without a usable data folder (`verify`)."""
+        import sqlite3
+
+        try:
+            return self.db
+        except (OSError, sqlite3.Error, VettedError):
+            return None
+
+    def close_thread(self) -> None:
+        """Closes this thread's connection (background threads call it when they finish)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            with self._lock:
+                if db in self._open:
+                    self._open.remove(db)
+            db.conn.close()
+
+    def close(self) -> None:
+        self.close_thread()
+
+    def settings(self) -> Settings:
+        return Settings.load(self.loc)
+
+    def transfer_limits(self, **overrides: float | int | None) -> TransferLimits:
+        """The settings' limits with a front end's overrides on top (each must be positive)."""
+        from dataclasses import replace
+
+        from vetted.errors import InputError
+
+        limits = self.settings().transfers
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if value <= 0:
+                raise InputError(name.replace("_", " "), f"must be positive, not {value}")
+            limits = replace(limits, **{name: value})
+        return limits
+
+    def available_memory(self) -> int:
+        from vetted.runtime.memory import available_memory
+
+        return self._available() if self._available else available_memory()
+
+    # -- catalogs -----------------------------------------------------------------------
+
+    def catalog(self, location: str | None = None, limits: TransferLimits | None = None) -> LoadedCatalog:
+        """Loads (and verifies, and audits) a pinned catalog; the first pinned one by default."""
+        from vetted.catalog.signed import load
+
+        settings = self.settings()
+        sub = settings.find(location)
+        return load(sub.location, sub.signer, self.db, limits or settings.transfers, trusted_root=sub.root_path)
+
+    def catalogs(self) -> list[CatalogState]:
+        """Every pinned catalog, verified now; a refused one carries its reason. Each claim's
+        signature is checked once here (off the UI thread), so labels read later are cached."""
+        from vetted.catalog.signed import load
+
+        settings = self.settings()
+        out = []
+        for sub in settings.catalogs:
+            try:
+                out.append(CatalogState(sub.location, load(sub.location, sub.signer, self.db, settings.transfers,
+                                                           trusted_root=sub.root_path), None))
+            except VettedError as exc:
+                out.append(CatalogState(sub.location, None, exc.line()))
+        from vetted.cards import labels
+
+        for s in out:
+            for e in s.loaded.catalog.models if s.loaded else []:
+                try:
+                    labels.claims_for(e, s.loaded.trusted_root)
+                except Exception:  # shown as unverified later; never fatal for the list
+                    pass
+        return out
+
+    def pin_catalog(self, location: str, signer: Any, trusted_root: Path | None = None,
+                    replace_signer: bool = False) -> PinResult:
+        """Pins the signer a catalog must carry; another signer for a pinned location needs
+        `replace_signer` (the person's explicit confirmation), and both are audited."""
+        from vetted.trust.identity import spec_key
+
+        location = normalise_location(location)
+        settings = self.settings()
+        sub = CatalogSubscription(location, signer, str(trusted_root) if trusted_root else None)
+        try:
+            old = settings.subscribe(sub, replace_signer=replace_signer)
+        except SignerConflict as exc:
+            audit.record(self.db, "catalog.pin", location, "refused", exc.line(), signer.describe())
+            raise
+        settings.save(self.loc)
+        replaced = None
+        if old is not None and spec_key(old.signer) != spec_key(signer):
+            replaced = old.signer.describe()
+            audit.record(self.db, "catalog.repin", location, "accepted",
+                         f"signer replaced on the user's confirmation: was {replaced}", signer.describe())
+        else:
+            audit.record(self.db, "catalog.pin", location, "info", "signer pinned by user", signer.describe())
+        self.events.emit(ev.CATALOGS_CHANGED)
+        return PinResult(location, signer.describe(), replaced)
+
+    def model_rows(self, states: list[CatalogState]) -> list[ModelRow]:
+        """Catalog entries with install state and memory fit, as the GUI's lists show them."""
+        from vetted.runtime.memory import entry_estimate, fits
+
+        inst = {m.model_id: m.state for m in installed.all_models(self.db)}
+        available = self.available_memory()
+        rows = []
+        for s in states:
+            if not s.loaded:
+                continue
+            for e in s.loaded.catalog.models:
+                need = entry_estimate(e.size, e.runtime.ram_bytes)
+                rows.append(ModelRow(e, s.loaded, inst.get(e.id), need, fits(need, available).verdict))
+        return rows
+
+    def entry(self, model_id: str, location: str | None = None) -> tuple[ModelEntry, Path | None]:
+        """A model's catalog entry and its catalog's trusted root; for an installed model
+        whose catalog cannot be loaded now, the entry kept at install (no private root)."""
+        try:
+            cat = self.catalog(location)
+            return cat.catalog.model(model_id), cat.trusted_root
+        except VettedError as first:
+            try:
+                model = installed.get(self.db, model_id)
+                return ModelEntry.model_validate(model.entry), self._root_for_installed(model)
+            except VettedError:
+                raise first from None
+
+    @staticmethod
+    def _root_for_installed(model: installed.InstalledModel) -> Path | None:
+        """The private Sigstore root the model's catalog carried: recorded with its keyless
+        publisher's spec at install (a catalog root applies to the signers that catalog names)."""
+        root = model.signer_spec.get("trusted_root") if model.signer_spec.get("kind") == "sigstore" else None
+        return Path(root) if root else None
+
+    # -- models -------------------------------------------------------------------------
+
+    def models(self) -> list[installed.InstalledModel]:
+        return installed.all_models(self.db)
+
+    def model(self, model_id: str) -> installed.InstalledModel:
+        return installed.get(self.db, model_id)
+
+    def pull(self, model_id: str, location: str | None = None, progress: Progress | None = None,
+             cancel: threading.Event | None = None, log: Callable[[str], None] | None = None,
+             limits: TransferLimits | None = None) -> Any:
+        """Downloads, verifies and installs a model (install/pull.py) — if it fits in memory."""
+        from vetted.install.pull import pull
+
+        limits = limits or self.settings().transfers
+        cat = self.catalog(location, limits)
+        entry = cat.catalog.model(model_id)
+        self._require_fit(entry)
+        result = pull(self.loc, self.db, cat, model_id, progress=progress, cancel=cancel, limits=limits, log=log)
+        if not result.already:
+            self.events.emit(ev.MODEL_INSTALLED, model_id=model_id)
+        return result
+
+    def _require_fit(self, entry: ModelEntry) -> None:
+        from vetted.runtime.memory import MiB, entry_estimate, fits
+
+        need = entry_estimate(entry.size, entry.runtime.ram_bytes)
+        fit = fits(need, self.available_memory())
+        if fit.verdict == "too_big":
+            exc = MemoryRefused(f"memory for {entry.id}", fit.message() + f" (estimate {need / MiB:.0f} MiB)",
+                                "it would not run on this machine; choose a smaller model",
+                                Remedy(Fix.SMALLER_MODEL, entry.id))
+            audit.record(self.db, "model.pull", entry.id, "refused", exc.line())
+            raise exc
+
+    def discard_partial(self, model_id: str, location: str | None = None) -> int:
+        """Cancel for good: deletes a model's partial downloads from quarantine (Pause keeps them)."""
+        from vetted.store import layout
+
+        entry = self.catalog(location).catalog.model(model_id)
+        removed = 0
+        for f in entry.files:
+            part = self.loc.quarantine / f"{f.sha256}.part"
+            if part.is_symlink() or part.exists():
+                layout.remove_entry(part)
+                removed += 1
+        return removed
+
+    def check(self, model_id: str, full: bool = False) -> installed.CheckResult:
+        try:
+            result = installed.check(self.db, model_id, full=full)
+        except Refused:
+            self.events.emit(ev.MODEL_CHECKED, model_id=model_id, state="refused")
+            raise
+        self.events.emit(ev.MODEL_CHECKED, model_id=model_id, state="verified")
+        return result
+
+    def remove(self, model_id: str) -> Removed:
+        gone = installed.purge(self.db, model_id)
+        self.events.emit(ev.MODEL_REMOVED, model_id=model_id)
+        return Removed(model_id, gone)
+
+    # -- what is known about a model ----------------------------------------------------
+
+    def card(self, model_id: str, location: str | None = None) -> dict[str, Any]:
+        from vetted.cards.view import card
+
+        entry, root = self.entry(model_id, location)
+        return card(entry, self.db, root)
+
+    def card_for(self, entry: ModelEntry, trusted_root: Path | None) -> dict[str, Any]:
+        """For a front end that already holds the entry (a catalog row)."""
+        from vetted.cards.view import card
+
+        return card(entry, self.db, trusted_root)
+
+    def compare(self, model_ids: list[str], location: str | None = None) -> list[dict[str, Any]]:
+        """Models side by side; each model's claims checked against *its own* catalog's root."""
+        found = [self.entry(mid, location) for mid in model_ids]
+        return self.compare_entries([e for e, _ in found], [r for _, r in found])
+
+    def compare_entries(self, entries: list[ModelEntry], roots: list[Path | None]) -> list[dict[str, Any]]:
+        from vetted.cards.compare import compare_rows
+
+        return compare_rows(entries, self.db, roots=roots)
+
+    def spotcheck(self, model_id: str, limit: int | None = None,
+                  progress: Callable[[int, int, str], None] | None = None,
+                  cancel: threading.Event | None = None, session: Any = None) -> Any:
+        """Runs the probe suite on the installed, re-checked file; `session.stop()` (or
+        `cancel`) ends it early, and such a run is never stored as complete."""
+        from vetted.cards import spotcheck
+
+        own = session is None
+        session = session or self.chat_session()
+        try:
+            result = spotcheck.run(self.db, model_id, session=session, progress=progress, cancel=cancel,
+                                   limit=limit)
+        finally:
+            if own:
+                session.close()
+        self.events.emit(ev.SPOTCHECK_DONE, model_id=model_id, status=result.status)
+        return result
+
+    # -- chats --------------------------------------------------------------------------
+
+    def chat_session(self, allow_tight_memory: bool = True) -> Any:
+        """A chat session on this thread's connection, on the configured engine."""
+        from vetted.runtime.chat import ChatSession
+
+        engine = self.engine_factory() if self.engine_factory else None
+        return ChatSession(self.db, engine, allow_tight_memory=allow_tight_memory)
+
+    @property
+    def chats(self) -> Any:
+        from vetted.store.chats import Chats
+
+        return Chats(self.db)
+
+    # -- audit --------------------------------------------------------------------------
+
+    def audit_entries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return audit.entries(self.db, limit)
+
+    def audit_status(self) -> Any:
+        return audit.verify_chain(self.db)
+
+    def audit_export(self, limit: int | None = None) -> dict[str, Any]:
+        return audit.export_document(self.db, limit=limit)
+
+    def audit_acknowledge(self, reason: str | None = None) -> Any:
+        return audit.acknowledge(self.db, reason)
+
+    def audit_check_export(self, document: Any, name: str = "the export") -> str:
+        return audit.check_export(self.db, document, name)
+
+    # -- signatures, outside the store ---------------------------------------------------
+
+    def verify(self, path: Path, signature: Path, spec: Any, ignore_paths: list[str] | None = None) -> Any:
+        """Is `path` exactly what this signer signed? Audited when a data folder is usable;
+        refused while an existing audit log's chain is broken."""
+        from vetted.trust.verify import verify_path
+
+        db = self.db_if_available()
+        if db is not None:
+            audit.require_intact(db)
+        try:
+            verdict = verify_path(path, signature, spec, ignore_paths)
+        except Refused as exc:
+            self._audit_best_effort(db, "verify", str(path), "refused", exc.line(), spec.describe())
+            raise
+        self._audit_best_effort(db, "verify", str(path), "accepted", verdict.kind, spec.describe())
+        return verdict
+
+    @staticmethod
+    def _audit_best_effort(db: sqlite_utils.Database | None, *args: Any) -> None:
+        """`verify` is also a scripting tool: a read-only data folder must not break it."""
+        if db is None:
+            return
+        try:
+            audit.record(db, *args)
+        except Exception:
+            pass

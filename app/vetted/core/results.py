@@ -1,0 +1,86 @@
+"""What the application object hands its front ends: typed results, no presentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vetted.catalog.schema import ModelEntry
+from vetted.catalog.signed import LoadedCatalog
+
+if TYPE_CHECKING:
+    from vetted.cards.labels import Claim
+
+
+@dataclass
+class CatalogState:
+    """One pinned catalog as loaded now: verified, or refused with the reason."""
+
+    location: str
+    loaded: LoadedCatalog | None
+    error: str | None
+
+    @property
+    def label(self) -> str:
+        if self.loaded:
+            c = self.loaded.catalog
+            return f"{c.name} v{c.version}" + (" (expired)" if self.loaded.expired else "")
+        return self.location
+
+
+@dataclass
+class ModelRow:
+    """A catalog entry with what this machine knows about it: installed state, memory fit,
+    and its claims labelled by the one labelling function (cards.labels)."""
+
+    entry: ModelEntry
+    catalog: LoadedCatalog
+    installed_state: str | None  # None, "verified", "refused"
+    memory_bytes: int
+    fit: str  # "ok" / "tight" / "too_big"
+
+    @property
+    def signer(self) -> str:
+        try:
+            return self.entry.signature.signer.spec(self.catalog.trusted_root).describe()
+        except Exception:
+            return "unknown signer"
+
+    @property
+    def trust_badge(self) -> str:
+        if self.installed_state == "verified":
+            return f"Verified: {self.signer}"
+        if self.installed_state == "refused":
+            return "Refused: file changed"
+        return f"Signed by {self.signer}"
+
+    @cached_property
+    def claims(self) -> "dict[str, list[Claim]]":
+        from vetted.cards import labels
+
+        return labels.claims_for(self.entry, self.catalog.trusted_root)
+
+    @property
+    def safety_summary(self) -> str:
+        from vetted.cards import labels
+
+        return labels.safety_summary(self.claims["safety_card"])
+
+    def search_text(self) -> str:
+        e = self.entry
+        return " ".join([e.id, e.name, e.publisher, e.description, e.license, e.family, e.quantization]).lower()
+
+
+@dataclass(frozen=True)
+class PinResult:
+    location: str
+    signer: str
+    replaced: str | None = None  # the signer it was pinned to before, when it was re-pinned
+
+
+@dataclass(frozen=True)
+class Removed:
+    model_id: str
+    deleted: list[Path] = field(default_factory=list)
