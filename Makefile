@@ -12,7 +12,7 @@ APT_PKGS := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdb
             libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 curl
 SHOT_PKGS := xvfb xauth fonts-dejavu-core
 
-.PHONY: setup system-deps run test test-fast bench screenshots clean
+.PHONY: setup system-deps run check test test-fast bench screenshots clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -49,10 +49,16 @@ run: setup
 	    --max-tokens 60 --temperature 0; \
 	fi
 
-test: setup
+# The layers (import-linter contracts in pyproject.toml) and the core's types (mypy) are
+# checked before the tests run.
+check: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: check
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-test-fast: setup
+test-fast: check
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: setup

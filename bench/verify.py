@@ -98,7 +98,7 @@ def run(work: Path, args) -> int:
     from vetted.digest import sha256_file
     from vetted.install.pull import pull
     from vetted.paths import locations
-    from vetted.publish import build_catalog, generate_key
+    from vetted.authoring.publish import build_catalog, generate_key
     from vetted.store import installed
     from vetted.store.db import open_db
     from vetted.trust.identity import PublicKey

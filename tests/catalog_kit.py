@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vetted.publish import build_catalog, sign_file_or_folder
+from vetted.authoring.publish import build_catalog, sign_file_or_folder
 
 
 def make_model(folder: Path, name: str = "tiny.gguf", size: int = 200_000) -> Path:

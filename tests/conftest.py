@@ -53,6 +53,6 @@ def cli():
 
 @pytest.fixture
 def signing_key(tmp_path: Path) -> tuple[Path, Path]:
-    from vetted.publish import generate_key
+    from vetted.authoring.publish import generate_key
 
     return generate_key(tmp_path / "keys")

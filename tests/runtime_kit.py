@@ -26,7 +26,7 @@ def install_files(tmp: Path, loc, db, key_pair, files: dict[str, Path], chat_tem
 
 
 def smollm2_copy(tmp: Path) -> Path:
-    from vetted.demo import smollm2_path
+    from vetted.authoring.demo import smollm2_path
 
     return smollm2_path()
 

@@ -16,7 +16,7 @@ import pytest
 
 from catalog_kit import build
 from vetted.catalog.signed import load
-from vetted.publish import generate_key, sign_file_or_folder
+from vetted.authoring.publish import generate_key, sign_file_or_folder
 from vetted.store import audit
 from vetted.store.db import MIGRATIONS, open_db
 from vetted.trust.identity import PublicKey
@@ -117,7 +117,10 @@ def test_drop_trigger_then_delete_a_middle_row(loc, db, pinned, signing_key, sig
     assert "the trigger audit_no_delete that keeps the log append-only was removed" in status.summary()
     with pytest.raises(audit.AuditBroken, match=rf"row {victim} is missing: deleted after it was written") as exc:
         audit.require_intact(db)
-    assert exc.value.checked.startswith("the audit log's hash chain") and "--acknowledge" in exc.value.action
+    from vetted.errors import Fix
+
+    assert exc.value.checked.startswith("the audit log's hash chain") and exc.value.remedy.fix is Fix.ACKNOWLEDGE_AUDIT
+    assert "vetted" not in exc.value.action  # the core names no command; each front end words the remedy
     with pytest.raises(audit.AuditBroken, match="hash chain"):
         load(str(pinned), PublicKey(signing_key[1].read_bytes()), db)
 

@@ -15,7 +15,7 @@ from vetted.cards.consistency import check
 from vetted.cards.predicates import Provenance
 from vetted.cards.view import card
 from vetted.catalog.signed import load
-from vetted.publish import generate_key
+from vetted.authoring.publish import generate_key
 from vetted.runtime.gguf_meta import read_gguf
 from vetted.trust.identity import PublicKey
 
@@ -84,7 +84,7 @@ def test_claim_by_another_key_is_unverified(tmp_path, signing_key, db) -> None:
 
 
 def test_claim_about_another_file_is_unverified(tmp_path, signing_key, db) -> None:
-    from vetted.publish import attestation_ref, public_pem
+    from vetted.authoring.publish import attestation_ref, public_pem
 
     cat = _catalog(tmp_path, signing_key, attest={})
     other = attestation_ref("provenance", PROV, "other.gguf", "b" * 64, signing_key[0],

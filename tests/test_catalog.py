@@ -12,7 +12,7 @@ from catalog_kit import build, rewrite_and_resign
 from vetted.catalog.schema import MAX_CATALOG_BYTES, parse
 from vetted.catalog.signed import load
 from vetted.errors import CatalogError
-from vetted.publish import generate_key
+from vetted.authoring.publish import generate_key
 from vetted.store import audit
 from vetted.trust.identity import PublicKey
 

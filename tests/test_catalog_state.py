@@ -10,7 +10,7 @@ import pytest
 from catalog_kit import build
 from vetted.catalog.signed import load
 from vetted.errors import CatalogError
-from vetted.publish import generate_key
+from vetted.authoring.publish import generate_key
 from vetted.store import audit
 from vetted.trust.identity import PublicKey
 

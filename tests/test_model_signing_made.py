@@ -10,7 +10,7 @@ import pytest
 
 from pki import OrgPKI, sign_with_certificate
 from vetted.errors import Refused
-from vetted.publish import generate_key, sign_file_or_folder
+from vetted.authoring.publish import generate_key, sign_file_or_folder
 from vetted.trust.identity import CertificateChain, PublicKey
 from vetted.trust.verify import verify_path
 

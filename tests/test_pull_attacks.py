@@ -26,7 +26,7 @@ from vetted.catalog.signed import load
 from vetted.errors import DownloadError, Refused
 from vetted.install.pull import pull, store_path
 from vetted.paths import Locations, locations
-from vetted.publish import build_catalog, generate_key, sign_file_or_folder
+from vetted.authoring.publish import build_catalog, generate_key, sign_file_or_folder
 from vetted.store import audit, installed
 from vetted.store.db import open_db
 from vetted.trust.identity import PublicKey

@@ -13,7 +13,7 @@ from catalog_kit import build, make_model
 from vetted.catalog.signed import load
 from vetted.errors import CatalogError, InputError, Refused, StoreError
 from vetted.install.pull import pull, store_path
-from vetted.publish import generate_key, sign_file_or_folder
+from vetted.authoring.publish import generate_key, sign_file_or_folder
 from vetted.store import audit, installed
 from vetted.store.db import MIGRATIONS, open_db
 from vetted.trust.identity import PublicKey

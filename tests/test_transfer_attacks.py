@@ -23,7 +23,7 @@ from vetted.errors import DownloadError
 from vetted.install.pull import pull, store_path
 from vetted.fetch.stream import Cancelled
 from vetted.paths import locations
-from vetted.publish import build_catalog, generate_key
+from vetted.authoring.publish import build_catalog, generate_key
 from vetted.store import audit, installed
 from vetted.store.db import open_db
 from vetted.trust.identity import PublicKey
@@ -270,7 +270,7 @@ def test_two_models_sharing_a_file_can_be_pulled_at_the_same_time(tmp_path, loc,
 
 def _point_mirrors(cat: Path, keys, url: str) -> None:
     """Rewrites the catalog's mirror URLs to a server started after it was built, and re-signs."""
-    from vetted.publish import sign_file_or_folder
+    from vetted.authoring.publish import sign_file_or_folder
 
     doc = json.loads(cat.read_bytes())
     for m in doc["models"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -15,8 +16,8 @@ def _claims(dicts: list[dict[str, Any]], kind: str) -> list[Claim]:
     return [Claim(kind, d["label"], d.get("by"), d.get("why"), d.get("data")) for d in dicts]
 
 
-def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_root=None,
-                 roots: list[Any] | None = None) -> list[dict[str, Any]]:
+def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_root: Path | None = None,
+                 roots: list[Path | None] | None = None) -> list[dict[str, Any]]:
     """One row per entry. `roots` gives each entry its catalog's trusted root (a private
     Sigstore's); else `trusted_root` applies to all. Labels come from `cards.labels`, as on
     the model page and in Discover. Values are raw: front ends escape them for display."""

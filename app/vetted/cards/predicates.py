@@ -79,5 +79,5 @@ class SafetyCard(_Strict):
     flags: list[str] = Field(default_factory=list)  # e.g. "abliterated", "uncensored"
 
 
-PREDICATES = {PROVENANCE_V1: Provenance, SAFETY_CARD_V1: SafetyCard}
+PREDICATES: dict[str, type[BaseModel]] = {PROVENANCE_V1: Provenance, SAFETY_CARD_V1: SafetyCard}
 KINDS = {"provenance": PROVENANCE_V1, "safety_card": SAFETY_CARD_V1}

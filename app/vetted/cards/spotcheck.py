@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from vetted.cards.classify import insecure_findings, is_refusal
+from vetted.runtime.chat import ChatSession
 from vetted.errors import InputError
 from vetted.paths import resources_dir
 from vetted.store import audit, installed
@@ -124,7 +125,7 @@ def _whole(suite: dict[str, Any]) -> dict[str, Any]:
     return shipped if same else suite
 
 
-def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str, Any] | None = None,
+def run(db: sqlite_utils.Database, model_id: str, session: ChatSession | None = None, suite: dict[str, Any] | None = None,
         progress: Callable[[int, int, str], None] | None = None, cancel: threading.Event | None = None,
         limit: int | None = None) -> SpotCheck:
     """Runs the suite on the installed, re-verified file; stores and returns the result.
@@ -150,6 +151,7 @@ def run(db: sqlite_utils.Database, model_id: str, session=None, suite: dict[str,
     status = "complete" if covers else "partial"
     try:
         session.ensure_model(conv)  # re-check before load, memory check, template choice
+        assert session._template is not None  # ensure_model chose one or refused
         template = session._template[0]
         params = {"temperature": gen["temperature"], "seed": gen["seed"], "max_tokens": gen["max_tokens"],
                   "top_k": 1, "top_p": 1.0, "repeat_penalty": 1.0}

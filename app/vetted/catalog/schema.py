@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -20,7 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from vetted.errors import CatalogError
+from vetted.errors import CatalogError, Fix, Remedy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from vetted.trust.identity import TrustSpec
 from vetted.textsafe import is_unsafe
 
 SCHEMA = "vetted.catalog/1"
@@ -107,7 +112,7 @@ class TrustSpecModel(Strict):
                 raise ValueError(f"'identity' {exc.found}") from None
         return self
 
-    def spec(self, trusted_root=None):
+    def spec(self, trusted_root: "Path | None" = None) -> "TrustSpec":
         """The trust spec; Sigstore identities use the catalog's trusted root if it has one."""
         from vetted.trust.identity import from_json
 
@@ -200,7 +205,7 @@ class Catalog(Strict):
         raise CatalogError(
             f"catalog {self.id} v{self.version}",
             f"has no model {model_id!r}",
-            "run `vetted catalog` to list the models it offers",
+            "see the models it offers", Remedy(Fix.LIST_CATALOG),
         )
 
 

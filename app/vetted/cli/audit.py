@@ -27,7 +27,6 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_audit(app: Vetted, args) -> int:
-    from vetted.store import audit
 
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit", f"must be a positive whole number, not {args.limit}")

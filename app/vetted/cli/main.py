@@ -201,25 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model_id")
     r.set_defaults(func=cmd_remove)
 
-    from vetted import cli_cards, cli_chat
-    from vetted.cli import audit
+    from vetted.cli import audit, cards, chat
 
     audit.add_parser(sub)
-    cli_chat.add_parsers(sub)
-    cli_cards.add_parsers(sub)
+    chat.add_parsers(sub)
+    cards.add_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.cmd is None:
-        try:
-            from vetted.gui.app import main as gui_main
-        except ImportError as exc:  # a headless install without the GUI extra
-            print(f"error: the desktop app needs PySide6 ({one_line(exc)}); see `vetted --help`", file=sys.stderr)
-            return EXIT_USAGE
-        return gui_main()
+    if args.cmd is None:  # `vetted` alone opens the desktop app (vetted/launch.py), not this parser
+        parser.print_help()
+        return EXIT_USAGE
     if args.cmd == "catalog" and args.action == "add":
         if len(args.text) != 1:
             parser.error("catalog add takes exactly one LOCATION")

@@ -102,7 +102,8 @@ class Vetted:
                 continue
             if value <= 0:
                 raise InputError(name.replace("_", " "), f"must be positive, not {value}")
-            limits = replace(limits, **{name: value})
+            changes: dict[str, Any] = {name: value}
+            limits = replace(limits, **changes)
         return limits
 
     def available_memory(self) -> int:
@@ -136,7 +137,9 @@ class Vetted:
         from vetted.cards import labels
 
         for s in out:
-            for e in s.loaded.catalog.models if s.loaded else []:
+            if s.loaded is None:
+                continue
+            for e in s.loaded.catalog.models:
                 try:
                     labels.claims_for(e, s.loaded.trusted_root)
                 except Exception:  # shown as unverified later; never fatal for the list

@@ -128,7 +128,7 @@ def _limits(data: dict[str, Any]) -> TransferLimits:
     if unknown:
         raise ValueError(f"transfers: unknown field(s) {', '.join(sorted(unknown))}")
     base = TransferLimits()
-    values = {}
+    values: dict[str, Any] = {}
     for name in ("stall_timeout", "window", "min_rate"):
         v = data.get(name, getattr(base, name))
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vetted.catalog.schema import ModelEntry
 from vetted.errors import DownloadError, Refused
 from vetted.net import http
 from vetted.fetch.stream import Partial, Progress, copy_local, download
@@ -45,7 +46,8 @@ class LocalFolder(Source):
             raise DownloadError(f"reading {self.folder / name}", getattr(exc, "found", str(exc)),
                                 "check the local mirror folder") from None
 
-    def fetch(self, name, part, total, progress=None, cancel=None) -> None:
+    def fetch(self, name: str, part: Partial, total: int, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> None:
         copy_local(self.folder / name, part, total, progress, cancel)
 
 
@@ -60,7 +62,8 @@ class Mirror(Source):
     def read_small(self, name: str, cap: int = SIGNATURE_CAP, cancel: threading.Event | None = None) -> bytes:
         return http.read_small(self.url(name), cap, self.limits, cancel)
 
-    def fetch(self, name, part, total, progress=None, cancel=None) -> None:
+    def fetch(self, name: str, part: Partial, total: int, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> None:
         download(self.url(name), part, total, limits=self.limits, progress=progress, cancel=cancel)
 
 
@@ -122,7 +125,8 @@ class HuggingFace(Source):
             raise DownloadError(f"GET {url}", f"more than the {cap}-byte cap")
         return data
 
-    def fetch(self, name, part, total, progress=None, cancel=None) -> None:
+    def fetch(self, name: str, part: Partial, total: int, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> None:
         self._offline()
         download(self.url(name), part, total, headers=self._headers(), limits=self.limits,
                  progress=progress, cancel=cancel, check_response=self._check_commit)
@@ -138,7 +142,7 @@ def is_remote(location: str | None) -> bool:
     return bool(location) and str(location).startswith(("http://", "https://"))
 
 
-def sources_for(entry, catalog_base: str | None, limits: TransferLimits = DEFAULT_LIMITS) -> SourcePlan:
+def sources_for(entry: ModelEntry, catalog_base: str | None, limits: TransferLimits = DEFAULT_LIMITS) -> SourcePlan:
     """The catalog entry's sources in order; local folders resolve against a local catalog's folder."""
     plan = SourcePlan([])
     s = entry.sources

@@ -38,6 +38,8 @@ from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 from vetted.paths import Locations
 from vetted.store import audit, installed, layout
 from vetted.trust import oms
+from vetted.trust.coverage import signed_file_digest
+from vetted.trust.identity import TrustSpec
 
 FileProgress = Callable[[str, int, int], None]  # (file name, bytes so far, total)
 Log = Callable[[str], None]
@@ -122,7 +124,8 @@ def _already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installe
     return model if same and model.state == "verified" else None
 
 
-def _pull_locked(loc, db, cat: LoadedCatalog, entry: ModelEntry, progress, cancel, limits: TransferLimits,
+def _pull_locked(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry,
+                 progress: FileProgress | None, cancel: threading.Event | None, limits: TransferLimits,
                  log: Log) -> PullResult:
     spec = entry.signature.signer.spec(cat.trusted_root)
     plan = sources_for(entry, cat.base, limits)
@@ -165,15 +168,16 @@ def _pull_locked(loc, db, cat: LoadedCatalog, entry: ModelEntry, progress, cance
                         "check the network or the sources, then run again to resume")
 
 
-def spec_description(spec) -> str:
+def spec_description(spec: TrustSpec) -> str:
     return spec.describe()
 
 
-def _signature(source: Source, entry: ModelEntry, spec, cancel) -> tuple[bytes, oms.SignedManifest]:
+def _signature(source: Source, entry: ModelEntry, spec: TrustSpec,
+               cancel: threading.Event | None) -> tuple[bytes, oms.SignedManifest]:
     bundle = source.read_small(entry.signature.bundle, cancel=cancel)
     signed = oms.signed_manifest(bundle, spec)  # Refused names signer and reason
     for f in entry.files:
-        digest = installed.signed_digest(signed, f.name, len(entry.files))
+        digest = signed_file_digest(signed, f.name, len(entry.files))
         if digest is None:
             raise Refused(f"publisher signature of {entry.id} by {signed.signer}",
                           f"does not cover {f.name}", "the catalog and the publisher disagree; do not use it")
@@ -193,7 +197,8 @@ class _Staged:
     existing: os.stat_result | None
 
 
-def _fetch_files(loc: Locations, db, source: Source, entry: ModelEntry, progress, cancel, log: Log) -> list[_Staged]:
+def _fetch_files(loc: Locations, db: sqlite_utils.Database, source: Source, entry: ModelEntry,
+                 progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> list[_Staged]:
     staged: list[_Staged] = []
     try:
         for f in entry.files:
@@ -212,8 +217,8 @@ def _fetch_files(loc: Locations, db, source: Source, entry: ModelEntry, progress
         raise
 
 
-def _fetch_one(db, source: Source, entry: ModelEntry, f: FileEntry, part: Partial, progress, cancel,
-               log: Log) -> None:
+def _fetch_one(db: sqlite_utils.Database, source: Source, entry: ModelEntry, f: FileEntry, part: Partial,
+               progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> None:
     cb = (lambda done, total: progress(f.name, done, total)) if progress else None
     try:
         source.fetch(f.name, part, f.size, cb, cancel)
@@ -263,8 +268,8 @@ def _reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None
     return None
 
 
-def _install(loc, db, cat: LoadedCatalog, entry: ModelEntry, source: Source, bundle: bytes,
-             signed: oms.SignedManifest, staged: list[_Staged], spec) -> installed.InstalledModel:
+def _install(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry, source: Source,
+             bundle: bytes, signed: oms.SignedManifest, staged: list[_Staged], spec: TrustSpec) -> installed.InstalledModel:
     from vetted.trust.identity import to_json
 
     files = []

@@ -224,7 +224,9 @@ class _Managers:
     def for_url(self, url: str) -> urllib3.PoolManager:
         proxy = _proxy_for(url)
         if proxy not in self.managers:
-            common = {"retries": False, "timeout": self.timeout, "ssl_context": ssl_context(), "num_pools": 4}
+            common: dict[str, Any] = {"retries": False, "timeout": self.timeout, "ssl_context": ssl_context(),
+                                      "num_pools": 4}
+            pm: urllib3.PoolManager
             if proxy is None:
                 pm = urllib3.PoolManager(**common)
             else:
@@ -244,7 +246,8 @@ class _Managers:
             pm.clear()
 
 
-def _failure(url: str, dog: Watchdog, limits: TransferLimits, elapsed: Callable[[], float]):
+def _failure(url: str, dog: Watchdog, limits: TransferLimits,
+             elapsed: Callable[[], float]) -> Callable[[BaseException], Exception]:
     """Turns whatever the transport raised into an error that says what happened."""
     from urllib3 import exceptions as e
 

@@ -7,6 +7,7 @@ failed. WAL + synchronous=NORMAL means each commit survives the process being ki
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from vetted.errors import InputError
+from vetted.errors import Fix, InputError, Remedy
 from vetted.store.audit import now
 
 FLUSH_S = 0.25
@@ -89,12 +90,13 @@ class Chats:
         cur = self.db.execute(
             "INSERT INTO conversations (title, model_id, system_prompt, params, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)", [title, model_id, system_prompt, json.dumps(p), t, t])
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def get(self, conversation_id: int) -> Conversation:
         rows = list(self.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
         if not rows:
-            raise InputError(f"chat {conversation_id}", "does not exist", "see `vetted chats`")
+            raise InputError(f"chat {conversation_id}", "does not exist", "see the saved chats",
+                             Remedy(Fix.LIST_CHATS))
         r = rows[0]
         conv = Conversation(r["id"], r["title"], r["model_id"], r["system_prompt"], json.loads(r["params"]),
                             r["created_at"], r["updated_at"])
@@ -131,14 +133,14 @@ class Chats:
             "INSERT INTO messages (conversation_id, role, content, status, created_at, updated_at)"
             " VALUES (?, 'user', ?, 'complete', ?, ?)", [conversation_id, text, t, t])
         self.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", [t, conversation_id])
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def start_reply(self, conversation_id: int) -> "ReplyWriter":
         t = now()
         cur = self.db.execute(
             "INSERT INTO messages (conversation_id, role, content, status, writer_pid, created_at, updated_at)"
             " VALUES (?, 'assistant', '', 'streaming', ?, ?, ?)", [conversation_id, os.getpid(), t, t])
-        return ReplyWriter(self.db, int(cur.lastrowid))
+        return ReplyWriter(self.db, _rowid(cur))
 
     def delete_from(self, conversation_id: int, message_id: int) -> None:
         """Drops a message and everything after it (for regenerate and edit-and-resend)."""
@@ -147,7 +149,7 @@ class Chats:
     def edit(self, message_id: int, text: str) -> None:
         self.db.execute("UPDATE messages SET content=?, updated_at=? WHERE id=?", [text, now(), message_id])
 
-    def search(self, text: str) -> list[tuple[Conversation, Message]]:
+    def search(self, text: str) -> builtins.list[tuple[Conversation, Message]]:  # `list` is a method here
         terms = " ".join('"' + t.replace('"', '""') + '"' for t in text.split())
         if not terms:
             return []
@@ -224,3 +226,10 @@ def export_json(conv: Conversation) -> dict[str, Any]:
         "messages": [{"id": m.id, "role": m.role, "content": m.content, "status": m.status, "reason": m.reason,
                       "created_at": m.created_at, "usage": m.usage, "timings": m.timings} for m in conv.messages],
     }
+
+
+def _rowid(cur: Any) -> int:
+    """The id SQLite gave the row just inserted (always set after an INSERT)."""
+    if cur.lastrowid is None:
+        raise RuntimeError("the insert gave no row id")
+    return int(cur.lastrowid)

@@ -29,7 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from vetted.digest import sha256_fd
-from vetted.errors import InputError, Refused, StoreError
+from vetted.errors import Fix, InputError, Refused, Remedy, StoreError
 from vetted.store import audit, layout
 
 
@@ -134,7 +134,8 @@ def add(db: sqlite_utils.Database, model: InstalledModel) -> None:
 def get(db: sqlite_utils.Database, model_id: str) -> InstalledModel:
     rows = list(db.query("SELECT * FROM installed_models WHERE model_id = ?", [model_id]))
     if not rows:
-        raise InputError(f"model {model_id}", "is not installed", "install it from a catalog first")
+        raise InputError(f"model {model_id}", "is not installed", "install it from a catalog first",
+                         Remedy(Fix.INSTALL, model_id))
     return _build(db, rows[0])
 
 
@@ -246,6 +247,7 @@ def open_checked(db: sqlite_utils.Database, model_id: str, full: bool = False, p
                  audit_accept: bool = True) -> CheckedModel:
     """Re-verifies an installed model and returns its files open; the caller closes them."""
     from vetted.trust import identity, oms
+    from vetted.trust.coverage import signed_file_digest
 
     audit.require_intact(db)  # no trust decision while the audit chain is broken and unacknowledged
     model = get(db, model_id)
@@ -256,25 +258,27 @@ def open_checked(db: sqlite_utils.Database, model_id: str, full: bool = False, p
     try:
         if model.state == "refused" and not full:
             raise Refused(f"model {model_id}", f"stays refused since its last check ({model.state_reason})",
-                          "only a full re-hash that finds exactly the verified bytes again clears a refusal")
+                          "only a full re-hash that finds exactly the verified bytes again clears a refusal",
+                          Remedy(Fix.FULL_CHECK, model_id))
         try:
             spec = identity.from_json(model.signer_spec)
         except InputError as exc:  # e.g. a signer pinned before identities were required
             raise Refused(f"pinned signer of {model_id}", exc.found,
                           "the signer recorded at install is no longer acceptable; install the model again "
-                          "from a catalog that names the signer's identity") from None
+                          "from a catalog that names the signer's identity", Remedy(Fix.REINSTALL, model_id)) from None
         signed = oms.signed_manifest(_read_signature(model.signature_path), spec, _first_verified(model))
         for f in model.files:
-            if _signed_digest(signed, f.name, len(model.files)) != f.sha256:
+            if signed_file_digest(signed, f.name, len(model.files)) != f.sha256:
                 raise Refused(f"signature of {model_id}", f"no longer covers {f.name} as installed")
             what = f"installed file {f.name} of {model_id}"
             redo = "the file was changed after install; remove the model and install it again"
+            again = Remedy(Fix.REINSTALL, model_id)
             try:
                 fd = layout.open_entry(f.path)
             except FileNotFoundError:
-                raise Refused(what, f"{f.path} is missing", "remove the model and install it again") from None
+                raise Refused(what, f"{f.path} is missing", "remove the model and install it again", again) from None
             except StoreError as exc:
-                raise Refused(what, exc.found, exc.action) from None
+                raise Refused(what, exc.found, exc.action, again) from None
             now = FileIdentity.of(os.fstat(fd))
             opened.append(CheckedFile(f.name, f.sha256, f.size, f.path, fd, now))
             recorded = f.identity
@@ -282,13 +286,13 @@ def open_checked(db: sqlite_utils.Database, model_id: str, full: bool = False, p
                 fast.append(f.name)
                 continue
             if now.size != f.size:
-                raise Refused(what, f"size is {now.size} bytes, {f.size} were verified at install", redo)
+                raise Refused(what, f"size is {now.size} bytes, {f.size} were verified at install", redo, again)
             actual = sha256_fd(fd)
             after = FileIdentity.of(os.fstat(fd))
             if after != now:
-                raise Refused(what, f"changed while it was being checked ({', '.join(now.changes(after))})", redo)
+                raise Refused(what, f"changed while it was being checked ({', '.join(now.changes(after))})", redo, again)
             if actual != f.sha256:
-                raise Refused(what, f"sha256 is now {actual}, {f.sha256} was verified at install", redo)
+                raise Refused(what, f"sha256 is now {actual}, {f.sha256} was verified at install", redo, again)
             rehashed.append(f.name)
             refresh[f.name] = after
     except (Refused, StoreError) as exc:
@@ -299,7 +303,7 @@ def open_checked(db: sqlite_utils.Database, model_id: str, full: bool = False, p
         audit.record(db, f"model.{purpose}", model_id, "refused", line, model.signer)
         if isinstance(exc, Refused):
             raise
-        raise Refused(exc.checked, exc.found, exc.action) from None
+        raise Refused(exc.checked, exc.found, exc.action, exc.remedy or Remedy(Fix.REINSTALL, model_id)) from None
     set_state(db, model_id, "verified", None, refresh)
     if audit_accept:
         how = (f"re-hashed {', '.join(rehashed)}" if rehashed else "") + ("; " if rehashed and fast else "") + \
@@ -316,14 +320,6 @@ def _first_verified(model: InstalledModel) -> datetime | None:
         return None
 
 
-def _signed_digest(signed, name: str, n_files: int) -> str | None:
-    """Moved to `vetted.trust.coverage.signed_file_digest`; kept until callers switch."""
-    from vetted.trust.coverage import signed_file_digest
-
-    return signed_file_digest(signed, name, n_files)
-
-
-signed_digest = _signed_digest
 
 
 def _read_signature(path: Path) -> bytes:

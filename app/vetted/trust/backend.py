@@ -4,7 +4,7 @@ Written against sigstore 4.5.1 and model-signing 1.1.1 (with what they bring:
 sigstore-models 0.0.6, in-toto-attestation 0.9.3, protobuf 7). Nothing else in Vetted
 imports `sigstore`, `model_signing`, `sigstore_models`, `google.protobuf` or
 `in_toto_attestation` (tests/test_architecture.py checks it): the rest of `vetted.trust`,
-`vetted.cards.attest` and `vetted.publish` call the small, typed functions below, in
+`vetted.cards.attest` and `vetted.authoring.publish` call the small, typed functions below, in
 Vetted's terms (trust specs, bytes, hex digests, dicts), and never see a library object.
 
 Verification never lets a library exception out: each becomes a `Refused` saying what

@@ -40,10 +40,8 @@ def _params(args) -> dict:
     return {dst: getattr(args, src) for src, dst in mapping.items() if getattr(args, src) is not None}
 
 
-def cmd_chat(ctx, args) -> int:
-    from vetted.runtime.chat import ChatSession
-
-    session = ChatSession(ctx.db)
+def cmd_chat(app, args) -> int:
+    session = app.chat_session()
     chats = session.chats
     try:
         if args.conversation:
@@ -104,11 +102,11 @@ def _interactive(session, conv_id: int, args) -> int:
             done.set()
 
 
-def cmd_chats(ctx, args) -> int:
+def cmd_chats(app, args) -> int:
     from vetted.errors import InputError
-    from vetted.store.chats import Chats, export_json, export_markdown
+    from vetted.store.chats import export_json, export_markdown
 
-    chats = Chats(ctx.db)
+    chats = app.chats
     if args.action == "list":
         convs = chats.list()
         if args.json:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from vetted.errors import VettedError
-from vetted.publish import build_catalog, generate_key, sign_file_or_folder
+from vetted.authoring.publish import build_catalog, generate_key, sign_file_or_folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out} and {out}.sig")
         elif args.cmd == "attest":
             from vetted.digest import sha256_file
-            from vetted.publish import attestation_ref, public_pem
+            from vetted.authoring.publish import attestation_ref, public_pem
 
             ref = attestation_ref(args.kind, json.loads(args.predicate.read_text("utf-8")), args.model.name,
                                   sha256_file(args.model), args.key, public_pem(args.key).decode())
             args.out.write_text(json.dumps(ref, indent=2))
             print(f"signed {args.kind} about {args.model.name} -> {args.out} (add it to the model's attestations)")
         elif args.cmd == "demo":
-            from vetted.demo import build_demo
+            from vetted.authoring.demo import build_demo
 
             result = build_demo(args.out)
             print(f"demo catalog: {result.catalog}")

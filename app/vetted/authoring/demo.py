@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
+from vetted.authoring.publish import build_catalog, generate_key, public_pem
+from vetted.core.settings import CatalogSubscription, Settings
 from vetted.errors import InputError, VettedError
 from vetted.paths import Locations, locations
-from vetted.publish import build_catalog, generate_key, public_pem
-from vetted.settings import CatalogSubscription, Settings
 from vetted.trust.identity import PublicKey
 
 DEMO_ID = "org.vetted.demo"
@@ -81,7 +84,7 @@ def demo_models(loc: Locations) -> list[dict]:
 OTHER_BENCHMARKS = ["HarmBench", "XSTest", "CyberSecEval", "AILuminate"]
 
 
-def build_demo(out: Path | None = None, log=print) -> Demo:
+def build_demo(out: Path | None = None, log: Callable[[str], object] = print) -> Demo:
     """Builds (once) and subscribes to the demo catalog; later runs reuse it.
 
     The safety cards carry only numbers measured by a complete run of Vetted's whole
@@ -115,7 +118,7 @@ def build_demo(out: Path | None = None, log=print) -> Demo:
     return Demo(catalog, priv)
 
 
-def _runs_kept(db, models: list[dict]) -> bool:
+def _runs_kept(db: sqlite_utils.Database, models: list[dict]) -> bool:
     """Does the store still hold a complete run for every model that can be checked? A card
     signed by an earlier version from a partial run (then stored as complete, now passed
     over by `spotcheck.latest()`) is signed again from a complete one."""
@@ -149,13 +152,13 @@ def _subscribe(loc: Locations, catalog: Path, priv: Path) -> None:
     settings.save(loc)
 
 
-def _spotcheck(loc, db, out, priv, catalog, models, m, log) -> dict | None:
+def _spotcheck(loc: Locations, db: sqlite_utils.Database, out: Path, priv: Path, catalog: Path, models: list[dict],
+               m: dict, log: Callable[[str], object]) -> dict | None:
     """The latest complete spot-check of this file, running one first (through the store)
     if needed; None only for a model without a chat template (it cannot be checked)."""
     from vetted.cards import spotcheck
-    from vetted.catalog.signed import load
+    from vetted.core import Vetted
     from vetted.digest import sha256_file
-    from vetted.install.pull import pull
     from vetted.runtime.gguf_meta import read_gguf
 
     if read_gguf(Path(m["path"])).chat_template is None:
@@ -167,10 +170,13 @@ def _spotcheck(loc, db, out, priv, catalog, models, m, log) -> dict | None:
     if not _current(catalog, models, with_cards=False):
         _write(out, priv, catalog, [{k: v for k, v in x.items()} for x in models])
     _subscribe(loc, catalog, priv)
-    loaded = load(str(catalog.resolve()), PublicKey(public_pem(priv)), db)
-    pull(loc, db, loaded, m["id"])
-    log(f"running the spot-check on {m['name']} (about a minute on 2 cores)…")
-    result = spotcheck.run(db, m["id"])
+    app = Vetted(loc)  # the demo installs and checks through the application object, like any front end
+    try:
+        app.pull(m["id"], str(catalog.resolve()))
+        log(f"running the spot-check on {m['name']} (about a minute on 2 cores)…")
+        result = app.spotcheck(m["id"])
+    finally:
+        app.close()
     found = spotcheck.latest(db, sha)
     if found is None:
         probes = len(spotcheck.load_suite()["probes"])

@@ -29,35 +29,15 @@ def add_parsers(sub) -> None:
     m.set_defaults(func=cmd_compare)
 
 
-def entry_for(ctx, model_id: str, location: str | None = None):
-    """(entry, trusted root) from the catalog; for an installed model whose catalog is
-    unreachable, the entry kept at install."""
-    from vetted.catalog.schema import ModelEntry
-    from vetted.errors import VettedError
-    from vetted.store import installed
+def cmd_card(app, args) -> int:
+    from vetted.cli.render import render_text
 
-    try:
-        cat = ctx.catalog(location)
-        return cat.catalog.model(model_id), cat.trusted_root
-    except VettedError as first:
-        try:
-            return ModelEntry.model_validate(installed.get(ctx.db, model_id).entry), None
-        except VettedError:
-            raise first from None
-
-
-def cmd_card(ctx, args) -> int:
-    from vetted.cards.view import card, render_text
-
-    entry, root = entry_for(ctx, args.model_id, args.catalog)
-    c = card(entry, ctx.db, root)
+    c = app.card(args.model_id, args.catalog)
     print(json.dumps(c, indent=2, default=str) if args.json else render_text(c))
     return 0
 
 
-def cmd_spotcheck(ctx, args) -> int:
-    from vetted.cards import spotcheck
-
+def cmd_spotcheck(app, args) -> int:
     cancel = threading.Event()
 
     def progress(i: int, n: int, probe: str) -> None:
@@ -66,7 +46,7 @@ def cmd_spotcheck(ctx, args) -> int:
             sys.stderr.flush()
 
     try:
-        result = spotcheck.run(ctx.db, args.model_id, progress=progress, cancel=cancel, limit=args.limit)
+        result = app.spotcheck(args.model_id, limit=args.limit, progress=progress, cancel=cancel)
     except KeyboardInterrupt:
         cancel.set()
         print("\ncancelled", file=sys.stderr)
@@ -79,17 +59,18 @@ def cmd_spotcheck(ctx, args) -> int:
     for m in result.metrics.values():
         print(f"  {m.label:<42} {m.k:>3}/{m.n:<3} = {m.value:5.0%}  (95% CI {m.ci95[0]:.0%}–{m.ci95[1]:.0%})")
     if result.status != "complete":
+        from vetted.cards import spotcheck
+
         total = len(spotcheck.load_suite()["probes"])
         print(f"{result.status} run: {len(result.results)} of the suite's {total} probes; not usable as evidence "
               "(cards and comparisons use only a complete run of the whole suite)")
     return 0
 
 
-def cmd_compare(ctx, args) -> int:
-    from vetted.cards.compare import FIELDS, compare_rows, metric_names as names
+def cmd_compare(app, args) -> int:
+    from vetted.cards.compare import FIELDS, metric_names as names
 
-    found = [entry_for(ctx, mid, args.catalog) for mid in args.model_ids]
-    rows = compare_rows([e for e, _root in found], ctx.db, roots=[root for _e, root in found])
+    rows = app.compare(args.model_ids, args.catalog)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
