@@ -38,11 +38,9 @@ app = QApplication(sys.argv)
 if sys.argv[1] == "bare":
     w = QMainWindow()
 else:
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.paths import locations
-    from vetted.store.db import open_db
-    loc = locations().ensure()
-    w = MainWindow(loc, open_db(loc.database))
+    w = MainWindow(Vetted())
 f = Painted()
 w.installEventFilter(f)
 w.show()
@@ -101,7 +99,7 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="vetted-uibench-")
     os.environ["VETTED_HOME"] = home
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from vetted.demo import build_demo
+    from vetted.authoring.demo import build_demo
 
     build_demo()  # a real catalog for the app to verify at start-up (first build runs its spot-check)
     env = dict(os.environ)
@@ -115,14 +113,12 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from vetted.core import Vetted
+    from vetted.core.results import ModelRow
     from vetted.gui.main_window import MainWindow
-    from vetted.paths import locations
-    from vetted.services import ModelRow
-    from vetted.store.db import open_db
 
     app = QApplication(sys.argv)
-    loc = locations().ensure()
-    win = MainWindow(loc, open_db(loc.database))
+    win = MainWindow(Vetted())
     win.show()
     spin(app, lambda: win.discover.model.rowCount() > 0)
     for _ in range(50):

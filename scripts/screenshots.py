@@ -19,16 +19,14 @@ def main(out_dir: str) -> int:
     from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from vetted.demo import build_demo
+    from vetted.authoring.demo import build_demo
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.paths import locations
-    from vetted.store.db import open_db
 
     app = QApplication(sys.argv)
     app.setStyle("Fusion")
     build_demo()  # first run: includes the spot-check that the demo safety cards report
-    loc = locations().ensure()
-    win = MainWindow(loc, open_db(loc.database))
+    win = MainWindow(Vetted())
     win.resize(1280, 800)
     win.show()
 
@@ -45,14 +43,17 @@ def main(out_dir: str) -> int:
         win.grab().save(str(out / f"{name}.png"))
         print("wrote", out / f"{name}.png")
 
+    page = win.discover.page
     wait(lambda: win.discover.model.rowCount() > 0)
     win.discover.select_id("gemma-3-270m-q4_k_m")  # SmolLM2 is installed by the demo build
+    wait(lambda: not page.pending)  # the card is read off the UI thread
     shot("discover")
     win.discover.page.download.click()
     item = win.downloads.items["gemma-3-270m-q4_k_m"]
     wait(lambda: item.state != "running")
     shot("downloads")
     win.go("Library")
+    wait(lambda: win.library.table.rowCount() == 2)  # refreshed by the core's "installed" event
     win.library.table.selectRow(0)
     shot("library")
     win.chat_with("smollm2-135m-instruct-q4_1")
@@ -64,17 +65,21 @@ def main(out_dir: str) -> int:
     wait(lambda: not chat.busy)
     shot("chat")
     win.go("Audit")
+    wait(lambda: not win.runner.busy())
     shot("audit")
     win.go("Discover")
     win.reload_catalogs()
     wait(lambda: win.discover.model.rowCount() > 0 and win.discover.model.rows[0].installed_state is not None)
     win.discover.select_id("smollm2-135m-instruct-q4_1")
-    win.discover.page.view.scrollToAnchor("safety")
+    wait(lambda: not page.pending)
+    page.view.scrollToAnchor("safety")
     shot("model-page")
     win.go("Compare")
     for i in range(win.compare.pick.count()):
         win.compare.pick.item(i).setCheckState(Qt.Checked)
+    win.compare.rows = None
     win.compare.compare()
+    wait(lambda: win.compare.rows is not None)
     shot("compare")
     win.close()
     return 0

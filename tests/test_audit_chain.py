@@ -371,14 +371,20 @@ def test_verify_works_without_a_data_dir(tmp_path, signed_model, cli) -> None:
 
 def test_gui_export_carries_the_head(qtbot, loc, db, tmp_path, cli) -> None:
     pytest.importorskip("PySide6")
+    from vetted.core import Vetted
     from vetted.gui.audit_view import AuditPage
+    from vetted.gui.bridge import Runner
 
     write_rows(db, 3)
-    page = AuditPage(db)
+    runner = Runner(Vetted(loc))
+    page = AuditPage(runner)  # the log is read off the UI thread
     qtbot.addWidget(page)
+    qtbot.waitUntil(lambda: page.status is not None, timeout=10_000)
     assert "hash chain intact" in page.count.text()
     out = tmp_path / "gui-export.json"
-    assert page.export(str(out)) == 3
+    with qtbot.waitSignal(page.exported, timeout=10_000) as exported:
+        page.export(str(out))
+    assert exported.args == [3]
     doc = json.loads(out.read_text())
     assert doc["head"]["id"] == 3 and len(doc["entries"]) == 3
     r = cli("audit", "--verify-against", str(out))
@@ -386,8 +392,10 @@ def test_gui_export_carries_the_head(qtbot, loc, db, tmp_path, cli) -> None:
     evil = attacker(loc.database)
     evil.execute("DROP TRIGGER audit_no_delete")
     evil.execute("DELETE FROM audit WHERE id = 3")
-    page.refresh()
+    with qtbot.waitSignal(page.loaded, timeout=10_000):
+        page.refresh()
     assert "BROKEN hash chain" in page.count.text() and page.table.rowCount() == 2
+    runner.shutdown()
 
 
 # --- triggers that are not Vetted's --------------------------------------------------------

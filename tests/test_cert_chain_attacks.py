@@ -134,7 +134,7 @@ def test_cli_cert_chain_without_identity_is_a_usage_error(pki: OrgPKI, tmp_path:
 def test_catalog_and_settings_refuse_a_certificate_signer_without_identity(
         pki: OrgPKI, tmp_path: Path, signing_key, loc) -> None:
     from vetted.catalog.schema import parse
-    from vetted.settings import Settings
+    from vetted.core.settings import Settings
 
     signer = {"kind": "certificate", "chain_pem": pki.anchors.decode()}
     cat = build(tmp_path, signing_key[0])

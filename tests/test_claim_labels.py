@@ -13,7 +13,7 @@ import pytest
 
 from catalog_kit import build, rewrite_and_resign
 from tiny_gguf import write_gguf
-from vetted.settings import CatalogSubscription, Settings
+from vetted.core.settings import CatalogSubscription, Settings
 from vetted.trust.identity import PublicKey
 
 CARD = {"evaluator": "Eval Lab", "evaluated_at": "2026-11-01", "assurance": "third-party",
@@ -53,11 +53,12 @@ def catalog(tmp_path: Path, signing_key, loc):
 
 
 def _rows(loc, db):
-    from vetted.services import model_rows, open_catalogs
+    from vetted.core import Vetted
 
-    states = open_catalogs(loc, db)
+    app = Vetted(loc)
+    states = app.catalogs()
     assert [s.error for s in states] == [None]
-    return {r.entry.id: r for r in model_rows(states, db)}
+    return {r.entry.id: r for r in app.model_rows(states)}
 
 
 def test_every_view_gives_the_same_label(catalog, loc, db) -> None:
@@ -94,10 +95,10 @@ def test_cli_card_and_compare_give_the_same_label(catalog, cli) -> None:
 
 
 def test_discover_and_compare_pages_show_the_same_label(catalog, loc, qtbot) -> None:
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.store.db import open_db
 
-    w = MainWindow(loc, open_db(loc.database))
+    w = MainWindow(Vetted(loc))
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.discover.model.rowCount() == 4, timeout=30_000)
     model = w.discover.model
@@ -105,10 +106,12 @@ def test_discover_and_compare_pages_show_the_same_label(catalog, loc, qtbot) -> 
     for model_id, label in EXPECTED.items():
         assert safety[model_id].split(":")[0] == label, (model_id, safety[model_id])
         assert w.discover.select_id(model_id)
+        qtbot.waitUntil(lambda: not w.discover.page.pending, timeout=10_000)  # the card is read off the UI thread
         page = w.discover.page.view.toPlainText().split("Safety card", 1)[1]
         shown = "[missing]" if label == "missing" else f"[{label}]"
         assert page.lstrip().startswith(shown), (model_id, page[:80])
-    w.compare.compare(list(EXPECTED))
+    with qtbot.waitSignal(w.compare.compared, timeout=10_000):  # compared off the UI thread
+        w.compare.compare(list(EXPECTED))
     t = w.compare.table
     i = [t.verticalHeaderItem(k).text() for k in range(t.rowCount())].index("safety_card")
     assert [t.item(i, j).text().split(" ")[0] for j in range(4)] == list(EXPECTED.values())

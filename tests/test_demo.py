@@ -87,7 +87,7 @@ def quiet(*_args) -> None:
 
 
 def test_demo_refuses_to_sign_a_card_from_a_partial_run(monkeypatch, capsys, vetted_home: Path, cli) -> None:
-    from vetted import admin
+    from vetted.cli import admin
     from vetted.cards import spotcheck
     from vetted.authoring.demo import DemoError, build_demo
 

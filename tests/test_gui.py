@@ -1,30 +1,43 @@
-"""The desktop app driven through real widgets (pytest-qt, offscreen) over the real core:
-browse → filter → model page → download from a loopback mirror → verified → chat with
-streaming → stop → restart the app → the chat is still there; a tampered mirror shows
-the refusal and its reason; killing the engine shows the banner and the app keeps working."""
+"""The desktop app driven through real widgets (pytest-qt, offscreen) over the real core.
+
+End to end, on the real llama.cpp worker and SmolLM2 (marked slow): browse → filter →
+model page → download from a loopback mirror → verified → chat with streaming → stop →
+restart the app → the chat is still there; a tampered mirror shows the refusal and its
+reason; killing the engine shows the banner and the app keeps working; the spot-check.
+
+Fast, on a fake engine (tests/fake_engine.py, as Dangerzone's GUI tests run on a dummy
+isolation provider) and a tiny signed GGUF: how the window runs the core — every card
+read off the UI thread, pages refreshed by core events (not by each other), streamed
+tokens appended without re-rendering the conversation — and the chat, crash banner and
+spot-check flows again, in well under a second each.
+"""
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from catalog_kit import build
-from vetted.settings import CatalogSubscription, Settings
+from fake_engine import FakeEngine, FakeEngines
+from tiny_gguf import write_gguf
+from vetted.core.settings import CatalogSubscription, Settings
 from vetted.trust.identity import PublicKey
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 @pytest.fixture
 def mirror(tmp_path, loc, signing_key):
     """A signed catalog whose models are served by a loopback HTTP mirror."""
-    from vetted.demo import smollm2_path
+    from vetted.authoring.demo import smollm2_path
 
     src = tmp_path / "src"
     src.mkdir()
@@ -59,19 +72,24 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def open_window(qtbot, loc):
+def open_window(qtbot, loc_or_app, real_engine: bool = False):
+    """The window over a `Vetted` (given, or made for `loc`: on the fake engine unless
+    `real_engine`, the llama.cpp worker), once Discover has rows."""
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.store.db import open_db
 
-    w = MainWindow(loc, open_db(loc.database))
+    app = loc_or_app if isinstance(loc_or_app, Vetted) else \
+        Vetted(loc_or_app, engine_factory=None if real_engine else FakeEngine)
+    w = MainWindow(app)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.discover.model.rowCount() > 0, timeout=30_000)
     return w
 
 
+@slow
 def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
-    w = open_window(qtbot, loc)
+    w = open_window(qtbot, loc, real_engine=True)
     d = w.discover
     assert d.proxy.rowCount() == 2
     qtbot.keyClicks(d.search, "smol")
@@ -86,6 +104,7 @@ def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
     d.table.sortByColumn(2, d.table.horizontalHeader().sortIndicatorOrder())  # by size
 
     assert d.select_id("smol")
+    qtbot.waitUntil(lambda: not d.page.pending, timeout=10_000)  # the card is read off the UI thread
     page = d.page.view.toPlainText()
     assert "Trust" in page and "[declared]" in page and "not evaluated" in page and "[missing]" in page
     assert d.page.download.isEnabled()
@@ -115,7 +134,7 @@ def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
     assert "brave knight" in chat.view.toPlainText()
     w.close()
 
-    w2 = open_window(qtbot, loc)
+    w2 = open_window(qtbot, loc, real_engine=True)
     titles = [w2.chat.list.item(i).text() for i in range(w2.chat.list.count())]
     assert any("brave knight" in t for t in titles)
     w2.chat.open(conv_id)
@@ -123,6 +142,7 @@ def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
     w2.close()
 
 
+@slow
 def test_tampered_mirror_shows_refusal_with_reason(qtbot, loc, mirror) -> None:
     w = open_window(qtbot, loc)
     assert w.discover.select_id("tampered")
@@ -133,18 +153,20 @@ def test_tampered_mirror_shows_refusal_with_reason(qtbot, loc, mirror) -> None:
     assert item.state == "refused"
     assert "Not installed" in text and "sha256" in text and "What you can do" in text
     assert w.library.table.rowCount() == 0
-    w.audit.refresh()
+    with qtbot.waitSignal(w.audit.loaded, timeout=10_000):  # read off the UI thread
+        w.audit.refresh()
     w.audit.result.setCurrentText("refused")
     assert w.audit.table.rowCount() >= 1
     w.close()
 
 
+@slow
 def test_engine_crash_shows_banner_and_app_recovers(qtbot, loc, mirror, db, signing_key) -> None:
     from vetted.catalog.signed import load
     from vetted.install.pull import pull
 
     pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
-    w = open_window(qtbot, loc)
+    w = open_window(qtbot, loc, real_engine=True)
     w.chat_with("smol")
     chat = w.chat
     chat.max_tokens.setValue(300)
@@ -166,6 +188,7 @@ def test_engine_crash_shows_banner_and_app_recovers(qtbot, loc, mirror, db, sign
     w.close()
 
 
+@slow
 def test_keyboard_and_accessible_names(qtbot, loc, mirror) -> None:
     from PySide6.QtWidgets import QAbstractButton, QLineEdit
 
@@ -188,6 +211,7 @@ def qtbot_left():
     return Qt.LeftButton
 
 
+@slow
 def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monkeypatch) -> None:
     from vetted.cards import spotcheck
     from vetted.catalog.signed import load
@@ -197,13 +221,15 @@ def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monke
     small = {**full, "probes": [p for p in full["probes"] if p["id"] in ("harmful-01", "benign-01", "code-07")]}
     monkeypatch.setattr(spotcheck, "load_suite", lambda path=None: small)
     pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
-    w = open_window(qtbot, loc)
+    w = open_window(qtbot, loc, real_engine=True)
     page = w.discover.page
     assert w.discover.select_id("smol")
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
     assert "Not run yet" in page.view.toPlainText() and page.spot.isEnabled()
     qtbot.mouseClick(page.spot, qtbot_left())
     assert page.spot_bar.isVisible()
     qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=120_000)
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)  # the card, read again after the run
     text = page.view.toPlainText()
     assert "measured here" in text and "harmful requests answered" in text, page.note.text()
     assert "Spot-check done: 3 probes" in page.note.text()
@@ -211,7 +237,9 @@ def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monke
     w.go("Compare")
     for i in range(w.compare.pick.count()):
         w.compare.pick.item(i).setCheckState(Qt_Checked())
-    rows = w.compare.compare()
+    with qtbot.waitSignal(w.compare.compared, timeout=30_000) as compared:  # compared off the UI thread
+        w.compare.compare()
+    rows = compared.args[0]
     assert [r["model"] for r in rows] == ["smol", "tampered"]
     labels = [w.compare.table.verticalHeaderItem(i).text() for i in range(w.compare.table.rowCount())]
     assert "harmful_compliance_rate" in labels and "provenance" in labels
@@ -225,6 +253,7 @@ def Qt_Checked():
     return Qt.Checked
 
 
+@slow
 def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> None:
     from catalog_kit import make_model
     from hub_server import HubServer
@@ -237,7 +266,7 @@ def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> 
     try:
         import json
 
-        from vetted.publish import sign_file_or_folder
+        from vetted.authoring.publish import sign_file_or_folder
 
         doc = json.loads(cat.read_text())
         for m in doc["models"]:
@@ -275,3 +304,295 @@ def test_pause_resume_and_cancel_discards(qtbot, loc, signing_key, tmp_path) -> 
         w.close()
     finally:
         hub.close()
+
+
+# -- fast: the window over the core, on the fake engine -------------------------------------
+
+TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>"
+STORY = "Once upon a time a **lighthouse** keeper counted the ships that passed in the night. " * 4
+
+
+@pytest.fixture
+def tiny(tmp_path, loc, signing_key):
+    """A pinned, signed catalog of two tiny GGUF chat models (a template each, no weights to speak of)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    models = [{"id": mid, "name": name, "publisher": "Test Pub", "license": "MIT",
+               "path": str(write_gguf(src / f"{mid}.gguf", chat_template=TEMPLATE, extra={"test.model": mid}))}
+              for mid, name in (("tiny", "Tiny Chat"), ("other", "Other Tiny"))]
+    cat = build(tmp_path / "cat", signing_key[0], models=models)
+    s = Settings.load(loc)
+    s.subscribe(CatalogSubscription(str(cat), PublicKey(signing_key[1].read_bytes())))
+    s.save(loc)
+    return cat
+
+
+def fake_app(loc, engines=None, install=("tiny",)):
+    """The application object on a fake engine, with `install` pulled through it."""
+    from vetted.core import Vetted
+
+    app = Vetted(loc, engine_factory=engines or FakeEngine)
+    for model_id in install:
+        app.pull(model_id)
+    return app
+
+
+def pieces(text: str, n: int) -> str:
+    """The first `n` streamed pieces of `text`, as the fake engine sends them."""
+    import re
+
+    return "".join(re.findall(r"\S+\s*|\s+", text)[:n])
+
+
+def test_selecting_a_model_reads_its_card_off_the_ui_thread(qtbot, loc, tiny) -> None:
+    app = fake_app(loc)
+    callers: list[threading.Thread] = []
+    card_for = app.card_for
+
+    def spy(entry, trusted_root):
+        callers.append(threading.current_thread())
+        time.sleep(0.05)  # a signature check and a GGUF read take a while: the UI must not wait
+        return card_for(entry, trusted_root)
+
+    app.card_for = spy
+    w = open_window(qtbot, app)
+    page = w.discover.page
+    for model_id in ("other", "tiny", "other"):
+        assert w.discover.select_id(model_id)
+        assert page.pending and page.card is None  # shown at once: the catalog's facts, the card to come
+        qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+        assert page.card["model"] == model_id and "Safety card" in page.view.toPlainText()
+    assert w.discover.select_id("tiny") and w.discover.select_id("other")  # quickly: only the last one shows
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    assert page.card["model"] == "other" and page.row.entry.id == "other"
+    assert callers and threading.main_thread() not in callers, callers
+
+
+def test_a_model_removed_through_the_core_refreshes_library_chat_and_discover(qtbot, loc, tiny) -> None:
+    app = fake_app(loc)
+    w = open_window(qtbot, app)
+
+    def shown():
+        lib = w.library.table
+        return ([lib.item(i, 0).text() for i in range(lib.rowCount())],
+                [w.chat.model.itemData(i) for i in range(w.chat.model.count())],
+                {r.entry.id: r.installed_state for r in w.discover.model.rows})
+
+    qtbot.waitUntil(lambda: shown() == (["tiny"], ["tiny"], {"tiny": "verified", "other": None}), timeout=10_000)
+    delivered_on: list[threading.Thread] = []
+    w.events.models_changed.connect(lambda _model_id: delivered_on.append(threading.current_thread()))
+
+    def in_the_core(op):  # not through the Library page, and not on the UI thread
+        t = threading.Thread(target=lambda: (op(), app.close_thread()))
+        t.start()
+        t.join()
+
+    in_the_core(lambda: app.remove("tiny"))
+    qtbot.waitUntil(lambda: shown() == ([], [], {"tiny": None, "other": None}), timeout=10_000)
+    in_the_core(lambda: app.pull("other"))
+    qtbot.waitUntil(lambda: shown() == (["other"], ["other"], {"tiny": None, "other": "verified"}), timeout=10_000)
+    assert delivered_on == [threading.main_thread()] * 2
+
+
+def test_settings_and_audit_pages_read_through_the_core(qtbot, loc, tiny) -> None:
+    w = open_window(qtbot, fake_app(loc))
+    qtbot.waitUntil(lambda: "Threads:" in w.settings_page.view.toPlainText(), timeout=10_000)
+    text = w.settings_page.view.toPlainText()
+    assert str(tiny) in text and "must be signed by public key sha256:" in text and "Context: 4096 tokens" in text
+    qtbot.waitUntil(lambda: w.audit.status is not None, timeout=10_000)
+    assert "hash chain intact" in w.audit.count.text()
+    assert {"catalog.load", "model.install"} <= {r["action"] for r in w.audit.rows}
+
+
+def test_the_main_window_refreshes_no_page_and_pages_touch_no_other_page() -> None:
+    source = (gui_folder() / "main_window.py").read_text()
+    for call in (".refresh(", "refresh_models(", "set_rows(", "set_entries(", "show_row(", "spot_bar", ".page."):
+        assert call not in source, call
+
+
+def test_streamed_tokens_are_appended_without_re_rendering_the_conversation(qtbot, loc, tiny) -> None:
+    engines = FakeEngines(reply=STORY, hold_after=20)
+    app = fake_app(loc, engines)
+    w = open_window(qtbot, app)
+    w.chat_with("tiny")
+    chat = w.chat
+    chat.input.setPlainText("Hello")  # a finished exchange first: messages that must stay as they are
+    chat.send()
+    qtbot.waitUntil(lambda: bool(engines.made) and engines.last.holding.is_set(), timeout=10_000)
+    engines.last.release()
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+
+    full_renders: list[tuple] = []
+    markdowns: list[str] = []
+    render, set_markdown = chat.render, chat.view.setMarkdown
+    chat.render = lambda *a, **k: (full_renders.append(a), render(*a, **k))[1]
+    chat.view.setMarkdown = lambda md: (markdowns.append(md), set_markdown(md))[1]
+    chat.input.setPlainText("Tell me a story.")
+    chat.send()
+    assert len(full_renders) == 1  # the turn starts: the conversation and your message, once
+    qtbot.waitUntil(lambda: engines.last.holding.is_set() and chat.streaming == pieces(STORY, 20), timeout=10_000)
+    text = chat.view.toPlainText()
+    assert "Tell me a story." in text and text.endswith("Assistant (writing…)\n" + pieces(STORY, 20))
+    assert "**lighthouse**" in text  # while it streams the reply is plain text, appended
+    assert len(full_renders) == 1 and len(markdowns) == 1
+    engines.last.release()
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    assert len(full_renders) == 1 and len(markdowns) == 1  # the finished reply was rendered in place
+    text = chat.view.toPlainText()
+    assert "**" not in text and "a lighthouse keeper" in text  # as Markdown, now that it is complete
+
+    from PySide6.QtWidgets import QTextBrowser
+
+    from vetted.gui.chat_view import conversation_markdown
+
+    reference = QTextBrowser()
+    reference.setMarkdown(conversation_markdown(chat.chats.get(chat.conv_id).messages))
+    assert chat.view.toPlainText() == reference.toPlainText()  # what a full render of the stored chat shows
+    assert chat.view.toHtml() == reference.toHtml()
+
+
+def test_chat_runs_on_the_fake_engine_in_a_blink(qtbot, loc, tiny, monkeypatch) -> None:
+    from fake_engine import DEFAULT_REPLY
+    from vetted.runtime import engine as real
+
+    def no_worker(*_a, **_k):
+        raise AssertionError("a llama.cpp worker was started")
+
+    monkeypatch.setattr(real.Worker, "__init__", no_worker)
+    engines = FakeEngines()
+    app = fake_app(loc, engines)
+    w = open_window(qtbot, app)
+    t0 = time.monotonic()
+    w.chat_with("tiny")
+    chat = w.chat
+
+    def turn(action) -> list:
+        action()
+        qtbot.waitUntil(lambda: not chat.busy, timeout=5_000)
+        return chat.chats.get(chat.conv_id).messages
+
+    chat.input.setPlainText("Hello")
+    msgs = turn(chat.send)
+    assert [(m.role, m.status) for m in msgs] == [("user", "complete"), ("assistant", "complete")]
+    assert msgs[-1].content == DEFAULT_REPLY and "fake engine" in chat.view.toPlainText()
+    msgs = turn(chat.regenerate)
+    assert len(msgs) == 2 and msgs[-1].content == DEFAULT_REPLY
+    chat.edit_last()
+    assert chat.input.toPlainText() == "Hello"
+    chat.input.setPlainText("Hello again")
+    msgs = turn(chat.send)
+    assert [m.content for m in msgs] == ["Hello again", DEFAULT_REPLY]
+    chat.copy_last()
+    assert chat.status.text() == "Reply copied."
+    assert time.monotonic() - t0 < 5  # three turns; the real engine takes seconds to load alone
+    assert len(engines.made) == 1 and engines.last.loads == 1  # one session, its model kept loaded across turns
+    assert engines.last.generations == 3
+
+
+def test_stop_keeps_what_streamed_on_the_fake_engine(qtbot, loc, tiny) -> None:
+    engines = FakeEngines(reply=STORY, hold_after=7)
+    w = open_window(qtbot, fake_app(loc, engines))
+    w.chat_with("tiny")
+    chat = w.chat
+    chat.input.setPlainText("A story, please.")
+    chat.send()
+    qtbot.waitUntil(lambda: engines.made and engines.last.holding.is_set() and chat.streaming == pieces(STORY, 7),
+                    timeout=10_000)
+    assert chat.stop_btn.isEnabled()
+    qtbot.mouseClick(chat.stop_btn, qtbot_left())
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    last = chat.chats.get(chat.conv_id).messages[-1]
+    assert last.status == "stopped" and last.content == pieces(STORY, 7)
+    assert chat.status.text().startswith("stopped: 7 tokens")
+    assert "Assistant (stopped)" in chat.view.toPlainText()
+
+
+def test_engine_crash_shows_the_banner_and_the_next_message_starts_a_fresh_engine(qtbot, loc, tiny) -> None:
+    engines = FakeEngines(reply=STORY, hold_after=3)
+    w = open_window(qtbot, fake_app(loc, engines))
+    w.chat_with("tiny")
+    chat = w.chat
+    chat.input.setPlainText("Describe the ocean.")
+    chat.send()
+    qtbot.waitUntil(lambda: engines.made and engines.last.holding.is_set(), timeout=10_000)
+    engines.last.crash()
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    assert chat.banner.isVisible() and "SIGKILL" in chat.banner_text.text()
+    msgs = chat.chats.get(chat.conv_id).messages
+    assert msgs[0].content == "Describe the ocean." and msgs[-1].status == "failed"
+    assert chat.status.text() == "Your chat is saved."
+    qtbot.mouseClick(chat.banner.findChildren(type(chat.send_btn))[0], qtbot_left())
+    assert not chat.banner.isVisible()
+    chat.input.setPlainText("Hello again.")
+    chat.send()
+    qtbot.waitUntil(lambda: engines.last.holding.is_set(), timeout=10_000)
+    engines.last.release()
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    assert chat.chats.get(chat.conv_id).messages[-1].status == "complete"
+    assert engines.last.loads == 2  # the crashed engine was replaced by a fresh load of the checked file
+
+
+def test_spotcheck_on_the_fake_engine_is_run_and_shown_by_the_model_page(qtbot, loc, tiny) -> None:
+    from vetted.cards.spotcheck import load_suite
+
+    w = open_window(qtbot, fake_app(loc, FakeEngines()))
+    page = w.discover.page
+    assert w.discover.select_id("tiny")
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    assert "Not run yet" in page.view.toPlainText() and page.spot.isEnabled()
+    qtbot.mouseClick(page.spot, qtbot_left())
+    assert page.spot_bar.isVisible() and not page.spot.isEnabled()
+    qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=30_000)
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)  # the core said it is done: the card is read again
+    assert f"Spot-check done: {len(load_suite()['probes'])} probes" in page.note.text()
+    assert "measured here" in page.view.toPlainText() and page.spot.isEnabled()
+
+
+def test_spotcheck_cancel_on_the_fake_engine(qtbot, loc, tiny) -> None:
+    engines = FakeEngines(hold_after=2)
+    w = open_window(qtbot, fake_app(loc, engines))
+    page = w.discover.page
+    assert w.discover.select_id("tiny")
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    qtbot.mouseClick(page.spot, qtbot_left())
+    qtbot.waitUntil(lambda: engines.made and engines.last.holding.is_set(), timeout=10_000)
+    qtbot.mouseClick(page.spot_cancel, qtbot_left())
+    qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=10_000)
+    assert page.note.text() == "Spot-check cancelled; a cancelled run is never shown on the card."
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    assert "Not run yet" in page.view.toPlainText()
+
+
+def gui_folder() -> Path:
+    import vetted.gui
+
+    return Path(vetted.gui.__file__).parent
+
+
+NOT_FROM_THE_GUI = ("vetted.store", "vetted.catalog.signed", "vetted.install", "vetted.fetch", "vetted.runtime",
+                    "vetted.services")
+TYPES_THE_GUI_MAY_USE = {("vetted.runtime.engine", "EngineCrashed")}  # isinstance, for the crash banner
+
+
+def test_the_gui_calls_only_the_application_object() -> None:
+    """Outside `if TYPE_CHECKING:` blocks, no GUI module imports the layers under `Vetted`."""
+    offenders = []
+    for path in sorted(gui_folder().glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                names = [(a.name, "*") for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [(node.module, a.name) for a in node.names]
+            else:
+                continue
+            for module, name in names:
+                if any(module == m or module.startswith(m + ".") for m in NOT_FROM_THE_GUI) \
+                        and (module, name) not in TYPES_THE_GUI_MAY_USE:
+                    offenders.append(f"{path.name}: {module}.{name}")
+    assert offenders == []
+    assert not (gui_folder().parent / "services.py").exists()

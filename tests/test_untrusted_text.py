@@ -21,7 +21,7 @@ import pytest
 
 from catalog_kit import build
 from tiny_gguf import write_gguf
-from vetted.settings import CatalogSubscription, Settings
+from vetted.core.settings import CatalogSubscription, Settings
 from vetted.trust.identity import PublicKey
 
 FORGED = "refused: forged line"
@@ -271,10 +271,10 @@ def _widget_texts(w) -> list[str]:
 
 
 def _window(qtbot, loc):
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.store.db import open_db
 
-    w = MainWindow(loc, open_db(loc.database))
+    w = MainWindow(Vetted(loc))
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.discover.model.rowCount() == 2, timeout=30_000)
@@ -291,6 +291,7 @@ def test_gui_discover_model_page_compare_and_audit_show_escapes(evil, loc, db, s
     w = _window(qtbot, loc)
     d = w.discover
     assert d.select_id("evil")
+    qtbot.waitUntil(lambda: not d.page.pending, timeout=10_000)  # the card is read off the UI thread
     page = d.page.view.toPlainText()
     assert "Evil\\x1b[2J model\\r\\nrefused: forged line" in page
     assert "Looks fine\\u202e txt.exe\\x1b]0;owned\\x07\\nrefused: forged line" in page
@@ -300,6 +301,7 @@ def test_gui_discover_model_page_compare_and_audit_show_escapes(evil, loc, db, s
     w.chat.refresh_models()
     w.chat.refresh_list()
     w.audit.refresh()
+    qtbot.waitUntil(lambda: not w.runner.busy(), timeout=10_000)  # each read runs off the UI thread
     texts = _widget_texts(w)
     for text in texts:
         assert_shown_not_obeyed(text)
@@ -331,6 +333,7 @@ def test_gui_refused_download_says_refused_with_reason_and_no_full_bar(evil, loc
     assert_shown_not_obeyed(info)
     assert_shown_not_obeyed(item.title.text()) and "Evil\\x1b[2J model" in item.title.text()
     w.audit.refresh()
+    qtbot.waitUntil(lambda: not w.runner.busy(), timeout=10_000)
     texts = _widget_texts(w)
     for text in texts:
         assert_shown_not_obeyed(text)

@@ -369,3 +369,17 @@ class Vetted:
             audit.record(db, *args)
         except Exception:
             pass
+
+    # -- for the desktop app (added with the GUI's move onto this object) -----------------
+
+    def engine_defaults(self) -> Any:
+        """The engine settings a chat starts from on this machine (`EngineSettings`: threads
+        resolved to the physical cores, the default context), for a front end to show."""
+        from vetted.runtime.defaults import EngineSettings
+
+        return EngineSettings().resolved()
+
+    def audit_export_rows(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """An export of chosen audit rows (a front end's filtered view) with the chain's
+        head, so `--verify-against` can check the log against it later."""
+        return audit.export_document(self.db, rows=rows)

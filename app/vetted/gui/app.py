@@ -1,4 +1,4 @@
-"""`vetted` with no arguments: the desktop app."""
+"""`vetted` with no arguments: the desktop app, over one `Vetted` application object."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from PySide6.QtWidgets import QApplication
 
+    from vetted.core import Vetted
     from vetted.gui.main_window import MainWindow
-    from vetted.paths import locations
-    from vetted.store.db import open_db
 
-    app = QApplication.instance() or QApplication(argv or sys.argv)
-    app.setApplicationName("Vetted")
-    app.setOrganizationName("Vetted")
-    loc = locations().ensure()
-    win = MainWindow(loc, open_db(loc.database))
+    qt = QApplication.instance() or QApplication(argv or sys.argv)
+    qt.setApplicationName("Vetted")
+    qt.setOrganizationName("Vetted")
+    app = Vetted()  # the one application object; the window and its pages call only it
+    app.loc.ensure()
+    win = MainWindow(app)
     win.show()
-    return app.exec()
+    try:
+        return qt.exec()
+    finally:
+        app.close()

@@ -1,24 +1,35 @@
-"""Audit: every trust decision, filterable and exportable."""
+"""Audit: every trust decision, filterable and exportable.
+
+The rows and the chain's state (`Vetted.audit_entries`, `audit_status`: the hash chain
+is verified as it is read) come through the runner, each time the page is shown; the
+filter works on them in memory. An export carries the chain head, for `--verify-against`.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from vetted.store import audit
+from vetted.gui.bridge import Job, Runner, error_text
 from vetted.textsafe import one_line
 
 
 class AuditPage(QWidget):
-    def __init__(self, db) -> None:
+    loaded = Signal()  # the table shows the log as read now
+    exported = Signal(int)  # how many decisions were written
+
+    def __init__(self, runner: Runner) -> None:
         super().__init__()
-        self.db = db
-        self.rows: list[dict] = []
+        self.runner = runner
+        self.status: Any = None  # the chain's state, as last read
+        self.rows: list[dict[str, Any]] = []
         self.filter = QLineEdit(placeholderText="Filter (model, identity, reason…)", accessibleName="Filter audit log")
         self.result = QComboBox(accessibleName="Filter by result")
         self.result.addItems(["all", "accepted", "refused", "info"])
@@ -45,12 +56,22 @@ class AuditPage(QWidget):
         layout.addWidget(self.count)
         self.refresh()
 
-    def refresh(self) -> None:
-        self.status = audit.verify_chain(self.db)  # shown, not enforced: the rows are what a person needs
-        self.rows = audit.entries(self.db)
-        self.apply()
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh()
 
-    def visible_rows(self) -> list[dict]:
+    def refresh(self) -> Job:
+        """Reads the chain's state (shown, not enforced: the rows are what a person needs) and the rows."""
+        app = self.runner.app
+        return self.runner.run(lambda _job: (app.audit_status(), app.audit_entries()), key="audit.read",
+                               on_done=self._read, on_failed=lambda e: self.count.setText("✖ " + error_text(e)))
+
+    def _read(self, result: tuple[Any, list[dict[str, Any]]]) -> None:
+        self.status, self.rows = result
+        self.apply()
+        self.loaded.emit()
+
+    def visible_rows(self) -> list[dict[str, Any]]:
         text = self.filter.text().lower()
         res = self.result.currentText()
         out = []
@@ -63,7 +84,10 @@ class AuditPage(QWidget):
             out.append(r)
         return out
 
-    def apply(self, *_a) -> None:
+    def apply(self, *_a: Any) -> None:
+        if self.status is None:
+            self.count.setText("Reading the audit log…")
+            return
         rows = self.visible_rows()
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
@@ -78,14 +102,23 @@ class AuditPage(QWidget):
                  "acknowledged (vetted audit --acknowledge)")
         self.count.setText(f"{len(rows)} of {len(self.rows)} decisions — {chain}")
 
-    def export(self, path: str) -> int:
-        rows = self.visible_rows()
-        document = audit.export_document(self.db, rows=rows)  # with the chain head, for --verify-against
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=2)
-        return len(rows)
+    def export(self, path: str) -> Job:
+        """Writes the rows shown, with the chain head (for --verify-against), through the runner."""
+        app, rows = self.runner.app, self.visible_rows()
+
+        def job(_job: Job) -> int:
+            document = app.audit_export_rows(rows)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(document, f, indent=2)
+            return len(rows)
+
+        def done(n: int) -> None:
+            self.count.setText(f"Exported {n} decisions to {one_line(path)}")
+            self.exported.emit(n)
+
+        return self.runner.run(job, on_done=done, on_failed=lambda e: self.count.setText("✖ " + error_text(e)))
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export audit log", "vetted-audit.json", "JSON (*.json)")
         if path:
-            self.count.setText(f"Exported {self.export(path)} decisions to {path}")
+            self.export(path)

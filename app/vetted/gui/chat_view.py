@@ -1,69 +1,112 @@
 """Chat: conversations, streaming replies rendered as Markdown, Stop, Regenerate, Edit and
 resend, system prompt and parameters, and a banner when the engine crashes.
 
-All model work happens on one background thread that owns the ChatSession (and its own
-database connection); the UI only reads conversations through its own connection.
+Model work runs on the runner's chat lane: one thread, where the chat session (made by
+`Vetted.chat_session`, on the engine `Vetted` was given) lives so its engine stays loaded
+across turns; each turn hands it that thread's current database connection. The UI
+thread reads and writes only this page's conversation rows (`Vetted.chats`, its own
+connection: one indexed query each), so typing, opening and rendering never wait for
+the engine. The list of models is read through the runner when the core says a model
+was installed, removed or re-checked.
+
+While a reply streams, its text is appended at the end of the view (a `QTextCursor`),
+never re-rendering the conversation; when it ends, only that reply is rendered as
+Markdown in place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
     QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
     QWidget,
 )
 
-from vetted.gui.bridge import Runner, error_text
-from vetted.paths import Locations
-from vetted.store import installed
-from vetted.store.chats import Chats, Conversation
+from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
+
+if TYPE_CHECKING:  # types only: the page goes through `Vetted`
+    from vetted.core.app import Vetted
+    from vetted.runtime.chat import ChatSession, TurnResult
+    from vetted.store.chats import Chats, Message
+    from vetted.store.installed import InstalledModel
+
+EMPTY = "_No messages yet. Type below and press Ctrl+Enter._"
+WRITING = "**Assistant** _(writing…)_"
 
 
 class SessionHost:
-    """Owns the ChatSession on the single chat thread."""
+    """The chat session, on the chat lane's one thread (create, use and close it there)."""
 
-    def __init__(self, loc: Locations) -> None:
-        self.loc = loc
-        self.session = None
+    def __init__(self, app: Vetted) -> None:
+        self.app = app
+        self.session: ChatSession | None = None
 
-    def get(self):
+    def get(self) -> ChatSession:
         if self.session is None:
-            from vetted.runtime.chat import ChatSession
-            from vetted.store.db import open_db
-
-            self.session = ChatSession(open_db(self.loc.database))
+            self.session = self.app.chat_session()
+        else:  # the runner closed the previous job's connection
+            self.session.use_connection(self.app.db)
         return self.session
 
+    def stop(self) -> None:
+        """From any thread: asks the running reply to stop before its next token."""
+        if self.session is not None:
+            self.session.stop()
 
-def conversation_markdown(conv: Conversation, streaming: str | None = None) -> str:
-    out = []
-    for m in conv.messages:  # contents as written (newlines are theirs); the status note is one line
-        who = "**You**" if m.role == "user" else "**Assistant**"
-        note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
-        out.append(f"{who}{note}\n\n{m.content}\n\n---\n")
-    if streaming is not None:
-        out.append(f"**Assistant** _(writing…)_\n\n{streaming}\n")
-    return "\n".join(out) or "_No messages yet. Type below and press Ctrl+Enter._"
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def message_markdown(m: Message) -> str:
+    """One finished message: its content as written (newlines are theirs), the status note one line."""
+    who = "**You**" if m.role == "user" else "**Assistant**"
+    note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
+    return f"{who}{note}\n\n{m.content}\n\n---\n"
+
+
+def conversation_markdown(messages: list[Message], pending_user: str | None = None) -> str:
+    """The finished messages, then the message being sent (not stored yet: the chat thread stores it)."""
+    out = [message_markdown(m) for m in messages]
+    if pending_user is not None:
+        out.append(f"**You**\n\n{pending_user}\n\n---\n")
+    return "\n".join(out) or EMPTY
+
+
+def _block_format() -> QTextBlockFormat:
+    """The paragraph format Qt's Markdown reader gives a paragraph (so a reply rendered in
+    place looks exactly as it does in a full render)."""
+    fmt = QTextBlockFormat()
+    fmt.setTopMargin(6)
+    fmt.setBottomMargin(6)
+    return fmt
 
 
 class ChatPage(QWidget):
     busy_changed = Signal(bool)
+    models_loaded = Signal()  # the model list shows what is installed and verified now
 
-    def __init__(self, loc: Locations, db) -> None:
+    def __init__(self, runner: Runner, events: CoreEvents) -> None:
         super().__init__()
-        self.loc, self.db = loc, db
-        self.chats = Chats(db)
-        self.runner = Runner(workers=1, name="vetted-chat")
-        self.host = SessionHost(loc)
+        self.runner = runner
+        self._chats: Chats | None = None
+        self.host = SessionHost(runner.app)
         self.conv_id: int | None = None
-        self.streaming: str | None = None
+        self.streaming: str | None = None  # the reply so far, while one streams
+        self.streaming_conv: int | None = None  # the chat it belongs to
         self.editing_id: int | None = None
         self.busy = False
-        self._render_timer = QTimer(self, interval=50, singleShot=True)
-        self._render_timer.timeout.connect(self.render)
+        self._reply_start: int | None = None  # where the streaming reply begins in the view
+        self._reply_cursor: QTextCursor | None = None  # at its end: tokens are inserted here
+        self._plain = QTextCharFormat()
 
         # -- conversation list
         self.search = QLineEdit(placeholderText="Search chats", accessibleName="Search chats")
@@ -157,23 +200,41 @@ class ChatPage(QWidget):
         split.addWidget(right)
         split.setStretchFactor(1, 3)
         QVBoxLayout(self).addWidget(split)
+        events.models_changed.connect(lambda _model_id: self.refresh_models())
+        events.chat_changed.connect(lambda _conv: self.refresh_list())
         self.refresh_models()
-        self.refresh_list()
+        QTimer.singleShot(0, self.refresh_list)  # after the first paint
         self._set_busy(False)
 
+    @property
+    def chats(self) -> Chats:
+        """This page's conversation rows, on the UI thread's own connection (opened on first use)."""
+        if self._chats is None:
+            self._chats = self.runner.app.chats
+        return self._chats
+
     # -- lists
-    def refresh_models(self) -> None:
+    def refresh_models(self) -> Job:
+        """Reads the verified models through the runner; the list fills when they arrive."""
+        app = self.runner.app
+        return self.runner.run(lambda _job: app.models(), key="chat.models", on_done=self._fill_models,
+                               on_failed=lambda e: self.status.setText("✖ " + error_text(e)))
+
+    def _fill_models(self, models: list[InstalledModel]) -> None:
         keep = self.model.currentData()
+        if self.conv_id is not None:  # the open chat's model, when it is (still) there
+            keep = self.chats.get(self.conv_id).model_id or keep
         self.model.blockSignals(True)
         self.model.clear()
-        for m in installed.all_models(self.db):
+        for m in models:
             if m.state == "verified":
                 self.model.addItem(f"{one_line(m.name)} ({m.model_id})", m.model_id)
         idx = self.model.findData(keep)
         self.model.setCurrentIndex(max(idx, 0))
         self.model.blockSignals(False)
+        self.models_loaded.emit()
 
-    def refresh_list(self, *_a) -> None:
+    def refresh_list(self, *_a: Any) -> None:
         text = self.search.text().strip()
         convs = [c for c, _m in self.chats.search(text)] if text else self.chats.list()
         seen: set[int] = set()
@@ -191,12 +252,13 @@ class ChatPage(QWidget):
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
 
-    def _on_pick(self, item, _prev=None) -> None:
+    def _on_pick(self, item: QListWidgetItem | None, _prev: Any = None) -> None:
         if item is not None:
             self.open(int(item.data(Qt.UserRole)))
 
     def open(self, conv_id: int) -> None:
         self.conv_id = conv_id
+        self._reply_cursor = None  # a reply streaming into the view is re-attached by render()
         conv = self.chats.get(conv_id)
         for w in (self.model, self.system, self.temperature, self.max_tokens, self.n_ctx):
             w.blockSignals(True)
@@ -212,11 +274,13 @@ class ChatPage(QWidget):
         self.render()
 
     def new_chat(self, model_id: str | None = None) -> int:
+        """A new chat, with `model_id` when given (the model list may still be on its way)."""
         if model_id:
             idx = self.model.findData(model_id)
             if idx >= 0:
                 self.model.setCurrentIndex(idx)
-        conv = self.chats.create(self.model.currentData(), "New chat", self.system.text(), self._params())
+        conv = self.chats.create(model_id or self.model.currentData(), "New chat", self.system.text(),
+                                 self._params())
         self.conv_id = conv
         self.refresh_list()
         self.open(conv)
@@ -227,10 +291,14 @@ class ChatPage(QWidget):
         return {"temperature": self.temperature.value(), "max_tokens": self.max_tokens.value(),
                 "n_ctx": self.n_ctx.value()}
 
-    def _save_settings(self, *_a) -> None:
-        if self.conv_id is not None:
-            self.chats.update(self.conv_id, model_id=self.model.currentData(), system_prompt=self.system.text(),
-                              params=self._params())
+    def _save_settings(self, *_a: Any) -> None:
+        if self.conv_id is None:
+            return
+        model = self.model.currentData()
+        if model is None:  # the list is not there yet: keep the chat's model
+            self.chats.update(self.conv_id, system_prompt=self.system.text(), params=self._params())
+        else:
+            self.chats.update(self.conv_id, model_id=model, system_prompt=self.system.text(), params=self._params())
 
     def rename(self) -> None:
         if self.conv_id is None:
@@ -249,11 +317,60 @@ class ChatPage(QWidget):
         self.refresh_list()
 
     # -- rendering
-    def render(self) -> None:
+    def render(self, messages: list[Message] | None = None, pending_user: str | None = None) -> None:
+        """The whole conversation, as Markdown: when a chat is opened, a turn starts or fails.
+        A reply streaming in this chat is shown after it, as streamed so far."""
+        self._reply_cursor = None
         if self.conv_id is None:
             self.view.setMarkdown("_Start a new chat, or pick one on the left._")
             return
-        self.view.setMarkdown(conversation_markdown(self.chats.get(self.conv_id), self.streaming))
+        if messages is None:
+            messages = self.chats.get(self.conv_id).messages
+        streaming_here = self.streaming is not None and self.streaming_conv == self.conv_id
+        if streaming_here:  # the reply being written is shown from memory, not from its stored copy
+            messages = [m for m in messages if m.status != "streaming"]
+        self.view.setMarkdown(conversation_markdown(messages, pending_user))
+        if streaming_here:
+            self._begin_reply(self.streaming or "")
+        self._scroll_to_end()
+
+    def _begin_reply(self, so_far: str) -> None:
+        """Opens the streaming reply at the end of the view: its header, then plain text."""
+        doc = self.view.document()
+        cursor = QTextCursor(doc)
+        cursor.movePosition(QTextCursor.End)
+        if not doc.isEmpty():  # after the last message's rule, a paragraph of its own
+            cursor.insertBlock(_block_format(), self._plain)
+        self._reply_start = cursor.position()
+        cursor.insertMarkdown(WRITING)
+        cursor.insertBlock(_block_format(), self._plain)
+        cursor.insertText(so_far, self._plain)
+        self._reply_cursor = cursor
+
+    def _append(self, text: str) -> None:
+        """A streamed piece, at the end of the reply: nothing before it is touched."""
+        if self._reply_cursor is None:
+            return
+        bar = self.view.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 4
+        self._reply_cursor.insertText(text, self._plain)
+        if at_end:
+            bar.setValue(bar.maximum())
+
+    def _finish_reply(self, message: Message) -> None:
+        """The finished reply replaces its streamed text, rendered as Markdown in place."""
+        if self._reply_cursor is None or self._reply_start is None:
+            return
+        cursor = QTextCursor(self.view.document())
+        cursor.setPosition(self._reply_start)
+        cursor.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
+        cursor.removeSelectedText()
+        cursor.insertMarkdown(message_markdown(message))
+        QTextCursor(self.view.document().findBlock(self._reply_start)).mergeBlockFormat(_block_format())
+        self._reply_cursor = self._reply_start = None
+        self._scroll_to_end()
+
+    def _scroll_to_end(self) -> None:
         self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
 
     def _set_busy(self, busy: bool) -> None:
@@ -269,7 +386,8 @@ class ChatPage(QWidget):
         text = self.input.toPlainText().strip()
         if not text or self.busy:
             return
-        if self.model.currentData() is None:
+        chosen = self.model.currentData() or (self.conv_id is not None and self.chats.get(self.conv_id).model_id)
+        if not chosen:  # (the chat's own model is re-checked before it runs, as any other)
             self.status.setText("No verified model is installed. Download one in Discover first.")
             return
         if self.conv_id is None:
@@ -280,15 +398,21 @@ class ChatPage(QWidget):
             self.chats.rename(conv, text[:50])
         editing, self.editing_id = self.editing_id, None
         self.input.clear()
+        shown = self.chats.get(conv).messages
         if editing is not None:
-            self._start(lambda s, cb: s.edit_and_resend(conv, editing, text, cb))
+            shown = [m for m in shown if m.id < editing]
+            self._start(lambda s, cb: s.edit_and_resend(conv, editing, text, cb), shown, text)
         else:
-            self._start(lambda s, cb: s.send(conv, text, cb))
+            self._start(lambda s, cb: s.send(conv, text, cb), shown, text)
 
     def regenerate(self) -> None:
         if self.conv_id is not None and not self.busy:
             conv = self.conv_id
-            self._start(lambda s, cb: s.regenerate(conv, cb))
+            shown = self.chats.get(conv).messages
+            last = next((m for m in reversed(shown) if m.role == "assistant"), None)
+            if last is not None:
+                shown = [m for m in shown if m.id < last.id]
+            self._start(lambda s, cb: s.regenerate(conv, cb), shown)
 
     def edit_last(self) -> None:
         if self.conv_id is None or self.busy:
@@ -308,38 +432,50 @@ class ChatPage(QWidget):
             QGuiApplication.clipboard().setText(last.content)
             self.status.setText("Reply copied.")
 
-    def _start(self, op) -> None:
-        self.streaming = ""
+    def _start(self, op: Callable[[ChatSession, Callable[[str], None]], TurnResult], shown: list[Message],
+               pending_user: str | None = None) -> None:
+        """Shows the conversation once (with the message being sent), opens the reply, and
+        runs the turn on the chat lane; tokens are appended as they come."""
+        self.streaming, self.streaming_conv = "", self.conv_id
         self.banner.hide()
         self._set_busy(True)
         self.status.setText("Checking the model file and starting the engine…")
-        self.render()
+        self.render(shown, pending_user)
+        host = self.host
 
-        def job(call):
-            return op(self.host.get(), lambda t: call.token.emit(t))
+        def job(job: Job) -> TurnResult:
+            return op(host.get(), job.token.emit)
 
-        self.runner.run(job, on_token=self._token, on_done=self._done, on_failed=self._failed)
+        self.runner.run(job, lane="chat", on_token=self._token, on_done=self._done, on_failed=self._failed)
 
     def _token(self, t: str) -> None:
-        self.streaming = (self.streaming or "") + t
-        self.status.setText("Writing…")
-        if not self._render_timer.isActive():
-            self._render_timer.start()
+        if self.streaming is None:
+            return
+        if not self.streaming:
+            self.status.setText("Writing…")
+        self.streaming += t
+        if self.conv_id == self.streaming_conv:
+            self._append(t)
 
-    def _done(self, result) -> None:
-        self.streaming = None
+    def _done(self, result: TurnResult) -> None:
+        finished = self.streaming_conv
+        here = self.conv_id == finished and self._reply_cursor is not None
+        self.streaming = self.streaming_conv = None
         self._set_busy(False)
         tps = result.timings.get("tokens_per_s", 0)
         extra = f" {one_line(result.message.reason)}." if result.message.reason else ""
         self.status.setText(f"{result.message.status}: {result.usage.get('completion_tokens', 0)} tokens, "
                             f"{tps:.1f} tokens/s.{extra}")
-        self.render()
+        if here:
+            self._finish_reply(result.message)
+        elif self.conv_id == finished:  # (another chat on screen: nothing of this one to update)
+            self.render()
         self.refresh_list()
 
-    def _failed(self, exc) -> None:
-        from vetted.runtime.engine import EngineCrashed
+    def _failed(self, exc: BaseException) -> None:
+        from vetted.runtime.engine import EngineCrashed  # a type, for the banner
 
-        self.streaming = None
+        self.streaming = self.streaming_conv = None
         self._set_busy(False)
         if isinstance(exc, EngineCrashed):
             self.banner_text.setText("The engine stopped unexpectedly. " + error_text(exc))
@@ -350,18 +486,19 @@ class ChatPage(QWidget):
         self.render()
 
     def stop(self) -> None:
-        if self.host.session is not None:
-            self.host.session.stop()
+        self.host.stop()
 
     def restart_engine(self) -> None:
         self.banner.hide()
         self.status.setText("The engine restarts with your next message.")
 
     def engine_pid(self) -> int | None:
-        return self.host.session.engine.pid if self.host.session else None
+        session = self.host.session
+        return session.engine.pid if session is not None else None
 
     def shutdown(self) -> None:
-        if self.host.session is not None:
-            self.stop()
-            self.runner.run(lambda _c: self.host.session.close())
-        self.runner.pool.shutdown(wait=True)
+        """Stops a reply in progress and closes the engine on its own thread (the runner,
+        shutting down, waits for the chat lane)."""
+        self.stop()
+        host = self.host
+        self.runner.run(lambda _job: host.close(), lane="chat")

@@ -1,22 +1,40 @@
-"""Compare: two or more models side by side (trust, provenance, safety metrics)."""
+"""Compare: two or more models side by side (trust, provenance, safety metrics).
+
+The models to pick from come from `CatalogRows` (the same verified rows as Discover);
+the comparison checks every claim's signature against its own catalog's trusted root
+(`Vetted.compare_entries`), off the UI thread.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
 )
 
+from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.catalogs import CatalogRows
 from vetted.textsafe import one_line
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from vetted.catalog.schema import ModelEntry
+    from vetted.core.results import ModelRow
 
 
 class ComparePage(QWidget):
-    def __init__(self, db) -> None:
+    compared = Signal(object)  # the rows shown (a list of dicts)
+
+    def __init__(self, runner: Runner, catalogs: CatalogRows) -> None:
         super().__init__()
-        self.db = db
-        self.entries: dict[str, object] = {}
-        self.roots: dict[str, object] = {}  # each entry's catalog trusted root (a private Sigstore's)
+        self.runner = runner
+        self.entries: dict[str, ModelEntry] = {}
+        self.roots: dict[str, Path | None] = {}  # each entry's catalog trusted root (a private Sigstore's)
+        self.rows: list[dict[str, Any]] | None = None  # the last comparison shown
         self.pick = QListWidget(accessibleName="Models to compare (tick two or more)")
         self.pick.setMaximumWidth(280)
         self.go_btn = QPushButton("Compare", accessibleName="Compare the ticked models")
@@ -36,8 +54,9 @@ class ComparePage(QWidget):
         layout = QHBoxLayout(self)
         layout.addLayout(left)
         layout.addLayout(right, 1)
+        catalogs.loaded.connect(lambda rows, _notes: self.set_entries(rows))
 
-    def set_entries(self, rows) -> None:
+    def set_entries(self, rows: list[ModelRow]) -> None:
         ticked = self.ticked()
         self.entries = {r.entry.id: r.entry for r in rows}
         self.roots = {r.entry.id: r.catalog.trusted_root for r in rows}
@@ -53,14 +72,27 @@ class ComparePage(QWidget):
         return [self.pick.item(i).data(Qt.UserRole) for i in range(self.pick.count())
                 if self.pick.item(i).checkState() == Qt.Checked]
 
-    def compare(self, ids: list[str] | None = None) -> list[dict]:
-        from vetted.cards.compare import FIELDS, compare_rows, metric_names  # on demand: keeps start-up light
-
+    def compare(self, ids: list[str] | None = None) -> Job | None:
+        """Compares the ticked models (or `ids`) through the runner; the table fills, and
+        `compared` is emitted, when the claims are checked."""
         ids = ids or self.ticked()
         if len(ids) < 2:
             self.hint.setText("Tick at least two models to compare.")
-            return []
-        rows = compare_rows([self.entries[i] for i in ids], self.db, roots=[self.roots.get(i) for i in ids])
+            return None
+        app = self.runner.app
+        entries, roots = [self.entries[i] for i in ids], [self.roots.get(i) for i in ids]
+        self.go_btn.setEnabled(False)
+        return self.runner.run(lambda _job: app.compare_entries(entries, roots), key="compare",
+                               on_done=self._show, on_failed=self._failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.go_btn.setEnabled(True)
+        self.hint.setText("✖ " + error_text(exc))
+
+    def _show(self, rows: list[dict[str, Any]]) -> None:
+        from vetted.cards.compare import FIELDS, metric_names  # on demand: keeps start-up light
+
+        self.go_btn.setEnabled(True)
         names = metric_names(rows)  # metric names come from the claims: untrusted text
         labels = FIELDS + names
         self.table.setColumnCount(len(rows))
@@ -73,4 +105,5 @@ class ComparePage(QWidget):
                 item = QTableWidgetItem(value)
                 item.setToolTip(value)
                 self.table.setItem(i, j, item)
-        return rows
+        self.rows = rows
+        self.compared.emit(rows)

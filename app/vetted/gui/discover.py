@@ -1,4 +1,8 @@
-"""Discover: the catalog as a sortable, filterable table, and the selected model's page."""
+"""Discover: the catalog as a sortable, filterable table, and the selected model's page.
+
+Its rows come from `CatalogRows` (verified off the UI thread, refreshed on core events);
+filtering and sorting work on those rows in memory, so typing never waits for the core.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
+from vetted.gui.bridge import Runner
+from vetted.gui.catalogs import CatalogRows
+from vetted.gui.events import CoreEvents
 from vetted.gui.model_page import ModelPage
 from vetted.textsafe import one_line
 from vetted.units import human_size as human
@@ -17,10 +23,8 @@ from vetted.units import human_size as human
 COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
 FIT_TEXT = {"ok": "yes", "tight": "tight", "too_big": "no"}
 
-if TYPE_CHECKING:  # the core is imported after the first paint, not before
-    from vetted.services import ModelRow
-
-
+if TYPE_CHECKING:
+    from vetted.core.results import ModelRow
 
 
 class CatalogModel(QAbstractTableModel):
@@ -96,7 +100,7 @@ class CatalogFilter(QSortFilterProxyModel):
 class DiscoverPage(QWidget):
     download_requested = Signal(object)  # ModelRow
 
-    def __init__(self, db=None) -> None:
+    def __init__(self, runner: Runner, events: CoreEvents, catalogs: CatalogRows) -> None:
         super().__init__()
         self.model = CatalogModel()
         self.proxy = CatalogFilter()
@@ -130,8 +134,11 @@ class DiscoverPage(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_select)
 
-        self.page = ModelPage(db)
+        self.page = ModelPage(runner, events)
         self.page.download_requested.connect(self.download_requested)
+        catalogs.loading.connect(self._show_status)
+        catalogs.failed.connect(self._show_status)
+        catalogs.loaded.connect(self.set_rows)
 
         filters = QHBoxLayout()
         filters.addWidget(self.search, 3)
@@ -160,6 +167,9 @@ class DiscoverPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(split)
 
+    def shutdown(self) -> None:
+        self.page.shutdown()
+
     def set_rows(self, rows: list[ModelRow], status: str) -> None:
         current = self.selected()
         self.model.set_rows(rows)
@@ -180,6 +190,10 @@ class DiscoverPage(QWidget):
             self.select_id(current.entry.id)
         elif rows and self.proxy.rowCount():
             self.table.selectRow(0)
+
+    def _show_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
 
     def _on_search(self, text: str) -> None:
         self.proxy.text = text
@@ -211,6 +225,7 @@ class DiscoverPage(QWidget):
             if r and r.entry.id == model_id:
                 self.table.setCurrentIndex(idx)
                 self.table.selectRow(i)
-                self.page.show_row(r)
+                if self.page.row is not r:
+                    self.page.show_row(r)
                 return True
         return False

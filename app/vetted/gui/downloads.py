@@ -1,27 +1,33 @@
-"""Downloads: progress (bytes, speed, time left), cancel and resume, and the verdict."""
+"""Downloads: progress (bytes, speed, time left), cancel and resume, and the verdict.
+
+Each pull is `Vetted.pull` on the runner's download lane (the core re-verifies the
+catalog, enforces the memory fit, and announces the installed model; Library, Chat and
+Discover refresh themselves on that event). Pause sets the job's cancel flag and keeps
+the partial file; Cancel also discards it (`Vetted.discard_partial`).
+"""
 
 from __future__ import annotations
 
 import html
-import threading
 import time
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
-from vetted.gui.bridge import Runner, error_text
-from vetted.paths import Locations
+from vetted.gui.bridge import Job, Runner, error_text
 from vetted.textsafe import one_line
 
 
 class DownloadItem(QFrame):
     finished = Signal(str, bool)  # model id, installed?
 
-    def __init__(self, runner: Runner, loc: Locations, location: str, model_id: str, name: str) -> None:
+    def __init__(self, runner: Runner, location: str, model_id: str, name: str) -> None:
         super().__init__()
-        self.runner, self.loc, self.location, self.model_id = runner, loc, location, model_id
+        self.runner, self.location, self.model_id = runner, location, model_id
+        self.call: Job | None = None
         self.setFrameShape(QFrame.StyledPanel)
         name = one_line(name)  # the catalog's model name: shown, never interpreted
         self.title = QLabel(f"<b>{html.escape(name)}</b>")
@@ -49,9 +55,6 @@ class DownloadItem(QFrame):
         self.start()
 
     def start(self) -> None:
-        from vetted.services import pull_model
-
-        self.cancel_event = threading.Event()
         self.t0 = time.monotonic()
         self.first_done: int | None = None
         self.state = "running"
@@ -64,30 +67,31 @@ class DownloadItem(QFrame):
         self.resume_btn.setEnabled(False)
         self.info.setText("checking the catalog and the publisher's signature…")
 
-        def job(call, loc, location, model_id):
-            return pull_model(loc, location, model_id,
-                              lambda name, done, total: call.progress.emit((name, done, total)),
-                              self.cancel_event)
+        app, location, model_id = self.runner.app, self.location, self.model_id
 
-        self.call = self.runner.run(job, self.loc, self.location, self.model_id,
-                                    on_progress=self._progress, on_done=self._done, on_failed=self._failed)
+        def job(job: Job) -> Any:
+            return app.pull(model_id, location, cancel=job.cancel,
+                            progress=lambda name, done, total: job.progress.emit((name, done, total)))
+
+        self.call = self.runner.run(job, lane="download", on_progress=self._progress, on_done=self._done,
+                                    on_failed=self._failed)
 
     def pause(self) -> None:
         """Stops the transfer; the partial file stays in quarantine and Resume continues it."""
-        self.cancel_event.set()
+        if self.call is not None:
+            self.call.cancel.set()
 
     def cancel(self) -> None:
         """Stops the transfer (if running) and throws the partial download away."""
-        from vetted.services import discard_partial
-
         self.discard = True
         if self.state == "running":
-            self.cancel_event.set()  # _failed discards once the transfer has stopped
+            self.pause()  # _failed discards once the transfer has stopped
         else:
-            self._discard(discard_partial)
+            self._discard()
 
-    def _discard(self, discard_partial) -> None:
-        self.runner.run(lambda _c: discard_partial(self.loc, self.location, self.model_id),
+    def _discard(self) -> None:
+        app, location, model_id = self.runner.app, self.location, self.model_id
+        self.runner.run(lambda _job: app.discard_partial(model_id, location),
                         on_done=lambda _n: self._discarded(), on_failed=lambda e: self.info.setText(error_text(e)))
 
     def _discarded(self) -> None:
@@ -112,7 +116,7 @@ class DownloadItem(QFrame):
         self.info.setText(f"{one_line(name)}: {done / 1e6:.1f} of {total / 1e6:.1f} MB, {speed / 1e6:.1f} MB/s, "
                           f"about {left:.0f} s left — hashed as it arrives")
 
-    def _done(self, result) -> None:
+    def _done(self, result: Any) -> None:
         self.state = "done"
         self.bar.setMaximum(1)
         self.bar.setValue(1)
@@ -123,15 +127,13 @@ class DownloadItem(QFrame):
                           f"publisher signature by {one_line(m.signer)}. Source: {one_line(result.source)}.")
         self.finished.emit(self.model_id, True)
 
-    def _failed(self, exc) -> None:
-        from vetted.fetch.stream import Cancelled
+    def _failed(self, exc: BaseException) -> None:
+        from vetted.net.http import Cancelled
 
         self.pause_btn.setEnabled(False)
         self.resume_btn.setEnabled(True)
         if isinstance(exc, Cancelled) and self.discard:
-            from vetted.services import discard_partial
-
-            self._discard(discard_partial)
+            self._discard()
             return
         if isinstance(exc, Cancelled):
             self.state = "paused"
@@ -151,11 +153,9 @@ class DownloadItem(QFrame):
 
 
 class DownloadsPage(QWidget):
-    installed = Signal(str)
-
-    def __init__(self, runner: Runner, loc: Locations) -> None:
+    def __init__(self, runner: Runner) -> None:
         super().__init__()
-        self.runner, self.loc = runner, loc
+        self.runner = runner
         self.items: dict[str, DownloadItem] = {}
         self.empty = QLabel("No downloads yet. Choose a model in Discover and press Download.")
         inner = QWidget()
@@ -176,8 +176,7 @@ class DownloadsPage(QWidget):
             item.start()
             return item
         self.empty.hide()
-        item = DownloadItem(self.runner, self.loc, location, model_id, name)
-        item.finished.connect(lambda mid, ok: ok and self.installed.emit(mid))
+        item = DownloadItem(self.runner, location, model_id, name)
         self.items[model_id] = item
         self.list.insertWidget(0, item)
         return item

@@ -1,27 +1,38 @@
-"""Library: installed models, their verification state, re-verify, remove, chat."""
+"""Library: installed models, their verification state, re-verify, remove, chat.
+
+The list is read through the runner whenever the core says a model was installed,
+removed or re-checked (wherever that happened), and when the page is shown; Re-verify
+and Remove are `Vetted.check` / `Vetted.remove` on the runner, and the table follows
+from their events, not from this page refreshing itself after them.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
     QWidget,
 )
 
-from vetted.gui.bridge import Runner, error_text
-from vetted.units import human_size as human
-from vetted.paths import Locations
-from vetted.store import installed
+from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
+from vetted.units import human_size as human
+
+if TYPE_CHECKING:
+    from vetted.store.installed import InstalledModel  # a type only
 
 
 class LibraryPage(QWidget):
     chat_requested = Signal(str)
-    changed = Signal()
+    refreshed = Signal()  # the table shows what the store holds now
 
-    def __init__(self, runner: Runner, loc: Locations, db) -> None:
+    def __init__(self, runner: Runner, events: CoreEvents) -> None:
         super().__init__()
-        self.runner, self.loc, self.db = runner, loc, db
+        self.runner = runner
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Model", "Size", "State", "Signed by"])
         self.table.setAccessibleName("Installed models")
@@ -48,10 +59,23 @@ class LibraryPage(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
+        for b in (self.verify_btn, self.remove_btn, self.chat_btn):
+            b.setEnabled(False)
+        events.models_changed.connect(lambda _model_id: self.refresh())
         self.refresh()
 
-    def refresh(self) -> None:
-        models = installed.all_models(self.db)
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        """Another program (the command line) may have changed the store meanwhile."""
+        super().showEvent(event)
+        self.refresh()
+
+    def refresh(self) -> Job:
+        app = self.runner.app
+        return self.runner.run(lambda _job: app.models(), key="library.models", on_done=self._fill,
+                               on_failed=lambda e: self.status.setText("✖ " + error_text(e)))
+
+    def _fill(self, models: list[InstalledModel]) -> None:
+        keep = self.current()
         self.table.setRowCount(len(models))
         for i, m in enumerate(models):
             state = "✔ verified" if m.state == "verified" else f"✖ refused: {m.state_reason}"
@@ -63,6 +87,9 @@ class LibraryPage(QWidget):
             self.status.setText("No models installed yet. Discover lists what your catalogs offer.")
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             b.setEnabled(bool(models))
+        if keep:
+            self.select(keep)
+        self.refreshed.emit()
 
     def current(self) -> str | None:
         row = self.table.currentRow()
@@ -75,24 +102,18 @@ class LibraryPage(QWidget):
                 self.table.selectRow(i)
 
     def reverify(self) -> None:
-        from vetted.services import check_model
-
         mid = self.current()
         if not mid:
             return
+        app = self.runner.app
         self.status.setText(f"Re-hashing {mid} and re-checking its signature…")
-        self.runner.run(lambda _c: check_model(self.loc, mid, True), on_done=self._checked,
-                        on_failed=self._check_failed)
+        self.runner.run(lambda _job: app.check(mid, full=True), on_done=self._checked, on_failed=self._check_failed)
 
-    def _checked(self, r) -> None:
+    def _checked(self, r: Any) -> None:
         self.status.setText(f"✔ {r.model_id}: every byte matches its signature by {one_line(r.signer)}.")
-        self.refresh()
-        self.changed.emit()
 
-    def _check_failed(self, exc) -> None:
+    def _check_failed(self, exc: BaseException) -> None:
         self.status.setText("✖ " + error_text(exc))
-        self.refresh()
-        self.changed.emit()
 
     def remove(self) -> None:
         mid = self.current()
@@ -103,8 +124,8 @@ class LibraryPage(QWidget):
             return
         self.remove_now(mid)
 
-    def remove_now(self, mid: str) -> None:
-        installed.purge(self.db, mid)
-        self.status.setText(f"Removed {mid}.")
-        self.refresh()
-        self.changed.emit()
+    def remove_now(self, mid: str) -> Job:
+        app = self.runner.app
+        self.status.setText(f"Removing {mid}…")
+        return self.runner.run(lambda _job: app.remove(mid), on_done=lambda _r: self.status.setText(f"Removed {mid}."),
+                               on_failed=lambda e: self.status.setText("✖ " + error_text(e)))

@@ -1,19 +1,28 @@
 """A model's page: trust, provenance and safety card, each claim labelled by how it is
-known (DESIGN.md invariant 8), and the download button with size and memory."""
+known (DESIGN.md invariant 8), the download button with size and memory, and the
+spot-check on this machine.
+
+The card checks signatures and reads the installed file's header, so it is read off the
+UI thread (`Vetted.card_for` through the runner) each time a row is selected; the page
+shows the catalog's facts at once and the card when it arrives. The page owns its
+spot-check: it runs it through the runner and re-reads the card when the core says a
+spot-check finished.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import html
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
 
-if TYPE_CHECKING:  # the core is imported after the first paint, not before
-    from vetted.services import ModelRow
+if TYPE_CHECKING:
+    from vetted.core.results import ModelRow
 
 
 LABEL_COLOURS = {"verified": "#1b7f3a", "declared": "#1f5fa8", "unverified": "#a15c00", "missing": "#777777"}
@@ -33,7 +42,7 @@ def fact(label: str, value: str, kind: str) -> str:
     return f"<tr><td><b>{esc(label)}</b></td><td>{esc(value)}</td><td>{badge(kind)}</td></tr>"
 
 
-def render_row(row: ModelRow, card: dict | None = None) -> str:
+def render_row(row: ModelRow, card: dict | None = None, pending: bool = False) -> str:
     from vetted.units import human_size as human
 
     e = row.entry
@@ -58,7 +67,11 @@ def render_row(row: ModelRow, card: dict | None = None) -> str:
         parts.append(fact("Source", f"huggingface.co/{src.huggingface.repo} @ {src.huggingface.commit[:12]}",
                           "declared"))
     parts.append("</table>")
-    parts.append(render_card(card) if card is not None else "")
+    if card is not None:
+        parts.append(render_card(card))
+    elif pending:
+        parts.append("<h3>Provenance and safety card</h3><p>Checking the signed claims and the installed "
+                     "file…</p>")
     parts.append(f"<h3>Size and memory</h3><p>{human(e.size)} download; needs about "
                  f"{row.memory_bytes / 2**20:.0f} MiB of memory to run "
                  f"({'fits' if row.fit == 'ok' else 'tight' if row.fit == 'tight' else 'does not fit'} "
@@ -149,13 +162,17 @@ def render_card(c: dict) -> str:
 
 
 class ModelPage(QWidget):
-    download_requested = Signal(object)
-    spotcheck_requested = Signal(object)
+    download_requested = Signal(object)  # ModelRow
+    card_shown = Signal(str)  # model id: the card for the row shown arrived (tests, screenshots)
 
-    def __init__(self, db=None) -> None:
+    def __init__(self, runner: Runner, events: CoreEvents) -> None:
         super().__init__()
-        self.db = db
+        self.runner = runner
         self.row: ModelRow | None = None
+        self.card: dict[str, Any] | None = None  # the card of `row`, once read
+        self.pending = False  # a card is being read for `row`
+        self.spot_job: Job | None = None
+        self._spot_session: Any = None
         self.view = QTextBrowser()
         self.view.setOpenExternalLinks(False)
         self.view.setAccessibleName("Model details")
@@ -164,8 +181,9 @@ class ModelPage(QWidget):
         self.download.clicked.connect(lambda: self.row and self.download_requested.emit(self.row))
         self.spot = QPushButton("Spot-check on this machine")
         self.spot.setAccessibleName("Run the safety spot-check on the installed file")
-        self.spot.clicked.connect(lambda: self.row and self.spotcheck_requested.emit(self.row))
+        self.spot.clicked.connect(self.start_spotcheck)
         self.spot_cancel = QPushButton("Cancel spot-check", accessibleName="Cancel the spot-check")
+        self.spot_cancel.clicked.connect(self.cancel_spotcheck)
         self.spot_bar = QProgressBar(accessibleName="Spot-check progress")
         self.spot_bar.hide()
         self.spot_cancel.hide()
@@ -181,34 +199,72 @@ class ModelPage(QWidget):
         buttons.addWidget(self.spot, 1)
         buttons.addWidget(self.spot_cancel)
         layout.addLayout(buttons)
+        # (installed, removed, re-checked: Discover's rows change and show the row again)
+        events.spotcheck_done.connect(lambda model_id, _status: self._reload_if_showing(model_id))
         self.show_row(None)
 
     def show_row(self, row: ModelRow | None) -> None:
-        from vetted.units import human_size as human
-
+        """Shows the catalog's facts now and asks for the card; the same model shown again
+        (new install state, a finished spot-check) keeps its card until the new one comes."""
+        same = row is not None and self.row is not None and row.entry.id == self.row.entry.id
         self.row = row
+        if not same:
+            self.card = None
         if row is None:
+            self.pending = False
             self.view.setHtml("<p>Select a model to see who vouches for it.</p>")
             self.download.setEnabled(False)
             self.spot.setEnabled(False)
             self.note.clear()
             return
-        from vetted.cards.view import card
+        self._render()
+        self._update_controls()
+        self._read_card(row)
 
-        try:
-            c = card(row.entry, self.db, row.catalog.trusted_root)
-        except Exception as exc:  # a card must never take the page down
-            c = None
-            self.note.setText(f"The card could not be read: {one_line(exc)}")
+    def _read_card(self, row: ModelRow) -> None:
+        app = self.runner.app
+        self.pending = True
+        self.runner.run(lambda _job: app.card_for(row.entry, row.catalog.trusted_root), key="model-page.card",
+                        on_done=lambda c: self._card_read(row, c), on_failed=lambda e: self._card_failed(row, e))
+
+    def _card_read(self, row: ModelRow, card: dict[str, Any]) -> None:
+        if row is not self.row:
+            return
+        self.card, self.pending = card, False
+        self._render()
+        self.card_shown.emit(row.entry.id)
+
+    def _card_failed(self, row: ModelRow, exc: BaseException) -> None:
+        if row is not self.row:
+            return
+        self.pending = False  # a card must never take the page down
+        self._render()
+        self.note.setText("The card could not be read: " + error_text(exc))
+        self.card_shown.emit(row.entry.id)
+
+    def _reload_if_showing(self, model_id: str) -> None:
+        if self.row is not None and self.row.entry.id == model_id:
+            self._read_card(self.row)
+
+    def _render(self) -> None:
+        assert self.row is not None
         scroll = self.view.verticalScrollBar().value()
-        self.view.setHtml(render_row(row, c))
+        self.view.setHtml(render_row(self.row, self.card, pending=self.pending))
         self.view.verticalScrollBar().setValue(scroll)
-        self.spot.setEnabled(row.installed_state == "verified" and self.spot_bar.isHidden())
+
+    def _update_controls(self) -> None:
+        from vetted.units import human_size as human
+
+        row = self.row
+        assert row is not None
+        self.spot.setEnabled(row.installed_state == "verified" and self.spot_job is None)
         expired = row.catalog.expired
         can = row.installed_state != "verified" and not expired and row.fit != "too_big"
         self.download.setEnabled(can)
         self.download.setText("Installed" if row.installed_state == "verified"
                               else f"Download {human(row.entry.size)}")
+        if self.spot_job is not None:
+            return  # the spot-check's own note stays
         if expired:
             self.note.setText("This catalog has expired: new downloads are frozen until its publisher issues "
                               "a fresh one. Installed models keep working.")
@@ -216,3 +272,59 @@ class ModelPage(QWidget):
             self.note.setText("This model needs more memory than this machine has available.")
         else:
             self.note.clear()
+
+    # -- the spot-check: the probe suite in its own engine, off the UI thread, with progress
+    def start_spotcheck(self) -> None:
+        if self.row is None or self.spot_job is not None:
+            return
+        app, model_id = self.runner.app, self.row.entry.id
+
+        def job(job: Job) -> Any:
+            session = self._spot_session = app.chat_session()
+            try:
+                if job.cancel.is_set():  # cancelled before the engine started
+                    session.stop()
+                return app.spotcheck(model_id, cancel=job.cancel, session=session,
+                                     progress=lambda i, n, pid: job.progress.emit((i, n, pid)))
+            finally:
+                self._spot_session = None
+                session.close()
+
+        self.spot_bar.setValue(0)
+        self.spot_bar.show()
+        self.spot_cancel.show()
+        self.spot.setEnabled(False)
+        self.note.setText("Running the spot-check on the exact installed file…")
+        self.spot_job = self.runner.run(job, lane="spotcheck", on_progress=self._spot_progress,
+                                        on_done=lambda r: self._spot_finished(result=r),
+                                        on_failed=lambda e: self._spot_finished(error=e))
+
+    def _spot_progress(self, p: tuple[int, int, str]) -> None:
+        i, n, pid = p
+        self.spot_bar.setMaximum(n)
+        self.spot_bar.setValue(i)
+        self.spot_bar.setFormat(f"spot-check %v/%m ({one_line(pid)})")
+
+    def _spot_finished(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.spot_job = None
+        self.spot_bar.hide()
+        self.spot_cancel.hide()
+        if self.row is not None:
+            self._update_controls()
+        if error is not None:
+            self.note.setText("✖ Spot-check failed: " + error_text(error))
+        elif result.status == "cancelled":
+            self.note.setText("Spot-check cancelled; a cancelled run is never shown on the card.")
+        else:
+            self.note.setText(f"Spot-check done: {len(result.results)} probes in {result.seconds:.0f} s.")
+
+    def cancel_spotcheck(self) -> None:
+        """Stops the spot-check before its next probe (the reply in progress is cut short)."""
+        if self.spot_job is not None:
+            self.spot_job.cancel.set()
+            session = self._spot_session
+            if session is not None:
+                session.stop()
+
+    def shutdown(self) -> None:
+        self.cancel_spotcheck()

@@ -12,7 +12,7 @@ import sqlite_utils
 from vetted.errors import Refused
 from vetted.runtime import templates
 from vetted.runtime.defaults import EngineSettings
-from vetted.runtime.engine import Engine, EngineCrashed, EngineError, load_verified
+from vetted.runtime.engine import Engine, EngineCrashed, EngineError, EngineLike, load_verified
 from vetted.runtime.gguf_meta import read_gguf_fd
 from vetted.runtime.memory import MiB, estimate, fits
 from vetted.store import installed
@@ -34,11 +34,11 @@ class MemoryRefused(Refused):
 
 
 class ChatSession:
-    def __init__(self, db: sqlite_utils.Database, engine: Engine | None = None,
+    def __init__(self, db: sqlite_utils.Database, engine: EngineLike | None = None,
                  allow_tight_memory: bool = True) -> None:
         self.db = db
         self.chats = Chats(db)
-        self.engine = engine or Engine()
+        self.engine: EngineLike = engine or Engine()
         self.allow_tight_memory = allow_tight_memory
         self._loaded: tuple[str, int] | None = None
         self._template: tuple[str, str] | None = None
@@ -70,6 +70,12 @@ class ChatSession:
 
     def close(self) -> None:
         self.engine.close()
+
+    def use_connection(self, db: sqlite_utils.Database) -> None:
+        """Goes on over another connection to the same database, keeping the engine and
+        the loaded model (a front end that closes each job's connection hands in the next)."""
+        self.db = db
+        self.chats = Chats(db)
 
     # -- internals
     def ensure_model(self, conv: Conversation) -> None:

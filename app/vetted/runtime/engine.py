@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vetted.errors import Refused, VettedError
 from vetted.runtime import protocol
 from vetted.runtime.defaults import EngineSettings
-from vetted.store.installed import CheckedFile, CheckedModel
+from vetted.store.installed import CheckedFile, CheckedModel, FileIdentity
 
 RENDER_TIMEOUT_S = 10.0  # a chat template that renders longer than this is stopped
 
@@ -154,6 +154,33 @@ class LoadRace(Refused):
     """The checked file changed between its check and the engine's load; nothing runs."""
 
 
+class EngineLike(Protocol):
+    """What a chat session and a spot-check use of an engine: `Engine` below (the
+    llama.cpp worker), or a stand-in such as the fake the fast GUI tests run on
+    (tests/fake_engine.py). `worker` is None before the first load and has `alive`."""
+
+    worker: Any
+    loaded_identity: Any
+    loaded_settings: EngineSettings | None
+
+    def load_checked(self, checked: CheckedFile, settings: EngineSettings | None = None) -> float: ...
+
+    def render_prompt(self, template: str, messages: list[dict[str, str]], count: bool = True,
+                      timeout: float | None = None) -> tuple[str, int | None]: ...
+
+    def generate(self, prompt: str, params: dict[str, Any],
+                 on_token: Callable[[str], None] | None = None) -> Reply: ...
+
+    def stop(self) -> None: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+
 class Engine:
     """A loaded model behind a worker, with crash recovery."""
 
@@ -161,7 +188,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.worker: Worker | None = None
         self.model_path: Path | None = None
-        self.loaded_identity = None
+        self.loaded_identity: FileIdentity | None = None
         self.loaded_settings: EngineSettings | None = None
         self.load_s: float = 0.0
         self._current: str | None = None
@@ -174,6 +201,7 @@ class Engine:
         refused: what runs is provably what was checked (docs/threat-model.md)."""
         s = settings or self.settings
         self.close()
+        load: dict[str, Any]
         if os.name == "posix":
             worker, load = Worker(pass_fds=(checked.fd,)), {"fd": checked.fd}
         else:  # Windows: see docs/threat-model.md
@@ -228,22 +256,26 @@ class Engine:
         return str(ev["text"]), ev.get("tokens")
 
     def generate(self, prompt: str, params: dict[str, Any], on_token: Callable[[str], None] | None = None) -> Reply:
-        """Streams a completion; returns the whole reply. Raises EngineError/EngineCrashed."""
+        """Streams a completion; returns the whole reply. Raises EngineError/EngineCrashed.
+        `on_token` gets each streamed piece of text: the worker batches tokens, so a piece
+        may hold several tokens (the first one comes alone, at once)."""
         with self._lock:
             w = self._ensure()
             gid = uuid.uuid4().hex
             self._current = gid
         reply = Reply()
+        parts: list[str] = []  # joined once at the end, not re-concatenated per event
         try:
             w.send({"op": "generate", "id": gid, "prompt": prompt, **params})
             while True:
                 ev = w.next_event()
                 kind = ev.get("ev")
-                if kind == "token" and ev.get("id") == gid:
-                    reply.text += ev["text"]
+                if kind == "token" and ev.get("id") == gid:  # the worker batches tokens (protocol.py)
+                    parts.append(ev["text"])
                     if on_token:
                         on_token(ev["text"])
                 elif kind == "done" and ev.get("id") == gid:
+                    reply.text = "".join(parts)
                     reply.finish, reply.usage, reply.timings = ev["finish"], ev["usage"], ev["timings"]
                     return reply
                 elif kind == "error" and ev.get("id") in (gid, None):
@@ -286,7 +318,7 @@ class Engine:
             self.worker = None
 
 
-def load_verified(engine: Engine, db, model_id: str, settings: EngineSettings | None = None,
+def load_verified(engine: EngineLike, db: Any, model_id: str, settings: EngineSettings | None = None,
                   checked: CheckedModel | None = None) -> Path:
     """Invariant 1: re-check the installed file (fast path or re-hash) through one
     descriptor, load that descriptor, and confirm it did not change in between."""

@@ -110,7 +110,7 @@ class _Reader:
             raise self.bad(f"a string claims {n} bytes (at most {limit} are accepted)")
         return self.read(n).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, keep_arrays: bool, hasher=None, depth: int = 0) -> Any:
+    def value(self, vtype: int, keep_arrays: bool, hasher: Any = None, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
         if vtype == STRING:

@@ -57,7 +57,7 @@ def estimate(info: GGUFInfo, n_ctx: int, n_ubatch: int = 512) -> Estimate:
     return Estimate(info.file_size, kv, compute, OVERHEAD + n_vocab * PER_VOCAB, n_ctx)
 
 
-def _first(v) -> int:
+def _first(v: object) -> int:
     """Some architectures store per-layer head counts as arrays (we keep only their length)."""
     return int(v) if isinstance(v, (int, float)) else 0
 

@@ -32,7 +32,7 @@ def _raise(message: str) -> None:
     raise TemplateError("chat template", message)
 
 
-def _environment():
+def _environment() -> Any:
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 

@@ -11,16 +11,16 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from vetted.runtime import protocol
 
 
 class Worker:
-    def __init__(self, out) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.lock = threading.Lock()
-        self.llm = None
+        self.llm: Any = None  # a llama_cpp.Llama once loaded (imported only in this process)
         self.stop_ids: set[str] = set()
         self.current: str | None = None
         self.jobs: list[dict[str, Any]] = []
@@ -31,7 +31,7 @@ class Worker:
             protocol.write(self.out, msg)
 
     # -- the reader thread: stop requests must not wait behind a running generation
-    def read_loop(self, inp) -> None:
+    def read_loop(self, inp: BinaryIO) -> None:
         for line in inp:
             try:
                 msg = protocol.decode(line)
@@ -130,7 +130,7 @@ class Worker:
             toks = llm.tokenize(msg["text"].encode("utf-8"), add_bos=False, special=True)
             self.send({"ev": "tokens", "id": msg.get("id"), "count": len(toks)})
 
-    def _need_model(self, msg):
+    def _need_model(self, msg: dict[str, Any]) -> Any:
         if self.llm is None:
             self.send({"ev": "error", "id": msg.get("id"), "kind": "bad_request", "message": "no model loaded"})
         return self.llm
@@ -151,6 +151,7 @@ class Worker:
         if msg.get("seed") is not None:
             llm.set_seed(int(msg["seed"]))
         self.stop_ids.discard(gid)
+        batch = TokenBatch(self, gid, max(0.0, float(msg.get("stream_ms", STREAM_MS))) / 1000)
         t0 = time.perf_counter()
         first = None
         n = 0
@@ -162,20 +163,24 @@ class Worker:
             stream=True, seed=msg.get("seed"),
             logit_bias={int(k): float(v) for k, v in (msg.get("logit_bias") or {}).items()} or None,
         )
-        for chunk in stream:
-            if gid in self.stop_ids:
-                finish = "stopped"
-                break
-            choice = chunk["choices"][0]
-            text = choice.get("text", "")
-            n += 1
-            if first is None:
-                first = time.perf_counter()
-            if text:
-                self.send({"ev": "token", "id": gid, "text": text})
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-        stream.close()
+        try:
+            for chunk in stream:
+                if gid in self.stop_ids:  # before every token, whatever is waiting in the batch
+                    finish = "stopped"
+                    break
+                choice = chunk["choices"][0]
+                now = time.perf_counter()
+                if choice.get("finish_reason"):  # the closing piece carries no new token
+                    finish = choice["finish_reason"]
+                    batch.add(choice.get("text", ""), 0, now)
+                    continue
+                n += 1
+                if first is None:
+                    first = now
+                batch.add(choice.get("text", ""), 1, now)
+        finally:
+            batch.flush()  # all generated text reaches the caller before "done", "error" or on stop
+            stream.close()
         self.stop_ids.discard(gid)
         end = time.perf_counter()
         gen_s = end - (first or end)
@@ -183,6 +188,45 @@ class Worker:
                    "usage": {"prompt_tokens": len(prompt_tokens), "completion_tokens": n},
                    "timings": {"ttft_s": (first or end) - t0, "total_s": end - t0,
                                "tokens_per_s": (n - 1) / gen_s if n > 1 and gen_s > 0 else 0.0}})
+
+
+STREAM_MS = 40.0  # generated text is sent at most about this often (the first text at once)
+STREAM_MAX_CHARS = 4096  # ... or as soon as this much is waiting
+
+
+class TokenBatch:
+    """Coalesces streamed tokens into few "token" events, so the app wakes at most ~25 times
+    a second instead of once per token and takes next to no CPU from llama.cpp's threads
+    (on a small machine every wake-up of the app preempts one of them).
+
+    The first text is sent at once, so time to first token does not grow. After that, text
+    waits until `interval` has passed since the last send and goes out with the token that
+    arrives then (or as soon as STREAM_MAX_CHARS are waiting): at a steady pace a token
+    waits less than `interval`, and a model slower than one token per `interval` streams
+    token by token. The generation loop flushes what is left before "done" and "error",
+    and on stop, which is checked before every token as before."""
+
+    def __init__(self, worker: Worker, gid: str, interval: float) -> None:
+        self.worker, self.gid, self.interval = worker, gid, interval
+        self.parts: list[str] = []
+        self.chars = 0
+        self.tokens = 0
+        self.sent_at: float | None = None  # None: nothing sent yet
+
+    def add(self, text: str, tokens: int, now: float) -> None:
+        self.tokens += tokens
+        if text:
+            self.parts.append(text)
+            self.chars += len(text)
+        if self.parts and (self.sent_at is None or now - self.sent_at >= self.interval
+                           or self.chars >= STREAM_MAX_CHARS):
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.parts:
+            self.worker.send({"ev": "token", "id": self.gid, "text": "".join(self.parts), "n": self.tokens})
+            self.parts, self.chars, self.tokens = [], 0, 0
+            self.sent_at = time.perf_counter() if now is None else now
 
 
 RENDER_MEMORY_BUDGET = 512 * 1024 * 1024  # address space a template render may add
