@@ -85,3 +85,10 @@ def pinned_trusted_root() -> Path:
     """Where the Sigstore public-good trusted root ships (never fetched). Its sha256 is
     pinned in `vetted.trust.roots`; read it only through that module."""
     return resources_dir() / "trust" / "sigstore-public-good.trusted_root.json"
+
+
+def normalise_location(location: str) -> str:
+    """A catalog location as compared everywhere: URLs as given, paths absolute and resolved."""
+    if location.startswith(("http://", "https://")):
+        return location
+    return str(Path(location.removeprefix("file://")).expanduser().resolve())

@@ -27,6 +27,7 @@ class LoadedCatalog:
     sha256: str
     signer: str
     trusted_root: Path | None = None  # a private Sigstore's root, for keyless signers in this catalog
+    signer_key: str | None = None  # fingerprint of the pinned signer it verified against (trust.identity.spec_key)
 
     @property
     def expired(self) -> bool:
@@ -60,25 +61,37 @@ def verify_catalog_bytes(raw: bytes, bundle: bytes, signer: TrustSpec, origin: s
     return signed.signer
 
 
-def load(location: str, signer: TrustSpec, db: sqlite_utils.Database,
+def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Database,
          limits: TransferLimits = DEFAULT_LIMITS, trusted_root: Path | None = None) -> LoadedCatalog:
+    """Fetches, verifies and accepts a catalog. `signer` may be several pinned signers (an
+    organisation rotating its key: old, both, new): the first whose signature verifies is
+    the one recorded; only when none does is the catalog refused (and audited once)."""
     audit.require_intact(db)  # no trust decision while the audit log's chain is broken and unacknowledged
+    signers = signer if isinstance(signer, list) else [signer]
+    signer = signers[0]
     try:
         raw = http.read_small(location, MAX_CATALOG_BYTES, limits)
         bundle = _signature_bytes(location, limits)
-        who = verify_catalog_bytes(raw, bundle, signer, location)
+        for i, candidate in enumerate(signers):
+            try:
+                who = verify_catalog_bytes(raw, bundle, candidate, location)
+                signer = candidate
+                break
+            except CatalogError:
+                if i == len(signers) - 1:
+                    raise
         catalog = parse(raw, location)
         digest = hashlib.sha256(raw).hexdigest()
         key = spec_key(signer)
         _check_freshness(db, catalog, digest, location, key, who)
     except CatalogError as exc:
-        audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signer))
+        audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
         raise
     _remember(db, catalog, digest, who, key)
     audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})
-    return LoadedCatalog(catalog, location, _base_of(location), digest, who, trusted_root)
+    return LoadedCatalog(catalog, location, _base_of(location), digest, who, trusted_root, key)
 
 
 def _signature_bytes(location: str, limits: TransferLimits) -> bytes:
@@ -95,7 +108,9 @@ def _signature_bytes(location: str, limits: TransferLimits) -> bytes:
                            "catalog.json.sig") from None
 
 
-def signer_description(signer: TrustSpec) -> str:
+def signer_description(signer: TrustSpec | list[TrustSpec]) -> str:
+    if isinstance(signer, list):
+        return " or ".join(signer_description(s) for s in signer)
     try:
         return signer.describe()
     except Exception:

@@ -38,7 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="build the demo catalog from the PyPI-shipped models")
     d.add_argument("--out", type=Path, default=None)
 
+    pol = sub.add_parser("policy", help="organisation policy documents (vetted.policy/1)")
+    pol_sub = pol.add_subparsers(dest="policy_cmd", required=True)
+    chk = pol_sub.add_parser("check", help="validate a policy document before deploying it (exit 0 valid, 1 not)")
+    chk.add_argument("file", type=Path)
+
     args = p.parse_args(argv)
+    if args.cmd == "policy":
+        return policy_check(args.file)
     try:
         if args.cmd == "keygen":
             priv, pub = generate_key(args.out)
@@ -69,6 +76,34 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def policy_check(path: Path) -> int:
+    """Validates a document exactly as the app will read it (the same parser), naming the
+    field that is wrong; also resolves every signer so a malformed key or chain shows now."""
+    from vetted.policy.schema import PolicyInvalid, parse
+    from vetted.textsafe import one_line
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        policy = parse(raw)
+        for i, c in enumerate(policy.catalogs.allowed or []):
+            for j, s in enumerate(c.signers):
+                try:
+                    s.spec(Path(c.trusted_root) if c.trusted_root else None).describe()
+                except (VettedError, ValueError) as exc:
+                    found = exc.found if isinstance(exc, VettedError) else str(exc)
+                    raise PolicyInvalid(f"catalogs.allowed.{i}.signers.{j}: {found}") from None
+    except PolicyInvalid as exc:
+        print(f"invalid: {one_line(path)}: {one_line(exc)}")
+        return 1
+    rules = sum(1 for _ in policy.model_dump(exclude_defaults=True)) - 1
+    print(f"valid: {one_line(path)} is a vetted.policy/1 document ({max(rules, 0)} section(s) set)")
     return 0
 
 

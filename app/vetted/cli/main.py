@@ -201,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model_id")
     r.set_defaults(func=cmd_remove)
 
-    from vetted.cli import audit, cards, chat
+    from vetted.cli import audit, cards, chat, policy
 
     audit.add_parser(sub)
+    policy.add_parser(sub)
     chat.add_parsers(sub)
     cards.add_parsers(sub)
     return p

@@ -21,11 +21,13 @@ import sqlite_utils
 from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog
 from vetted.core import events as ev
+from vetted.core.policy_gate import CatalogUse, PolicyGate
 from vetted.core.results import CatalogState, ModelRow, PinResult, Removed
-from vetted.core.settings import CatalogSubscription, Settings, SignerConflict, normalise_location
+from vetted.core.settings import CatalogSubscription, Settings, SignerConflict
 from vetted.errors import Fix, Refused, Remedy, VettedError
 from vetted.net.limits import TransferLimits
-from vetted.paths import Locations, locations
+from vetted.paths import Locations, locations, normalise_location
+from vetted.policy.effective import EffectivePolicy
 from vetted.store import audit, installed
 
 Progress = Callable[[str, int, int], None]  # (file name, bytes so far, total)
@@ -48,6 +50,7 @@ class Vetted:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[sqlite_utils.Database] = []
+        self._policy: EffectivePolicy | None = None
 
     # -- resources ----------------------------------------------------------------------
 
@@ -61,6 +64,8 @@ class Vetted:
             self.loc.ensure()
             db = open_db(self.loc.database)
             self._local.db = db
+            # the organisation may collect a copy of every audit entry (policy audit.copy_to)
+            audit.set_copies(str(self.loc.database), [str(r.value) for r in self.policy().audit_copies])
             with self._lock:
                 self._open.append(db)
         return db
@@ -87,8 +92,23 @@ class Vetted:
     def close(self) -> None:
         self.close_thread()
 
+    def policy(self) -> EffectivePolicy:
+        """The organisation's policy in force (read once per application object; never
+        raises: a broken policy refuses every decision it governs)."""
+        if self._policy is None:
+            from vetted.policy.effective import load
+
+            self._policy = load()
+        return self._policy
+
+    def gate(self) -> PolicyGate:
+        return PolicyGate(self.policy())
+
     def settings(self) -> Settings:
-        return Settings.load(self.loc)
+        """The person's settings, with whatever the organisation locks put in place."""
+        s = Settings.load(self.loc)
+        s.transfers = self.gate().lock_transfers(s.transfers)
+        return s
 
     def transfer_limits(self, **overrides: float | int | None) -> TransferLimits:
         """The settings' limits with a front end's overrides on top (each must be positive)."""
@@ -102,6 +122,7 @@ class Vetted:
                 continue
             if value <= 0:
                 raise InputError(name.replace("_", " "), f"must be positive, not {value}")
+            self.gate().check_override(self.db, name, value)  # nothing a person does loosens a lock
             changes: dict[str, Any] = {name: value}
             limits = replace(limits, **changes)
         return limits
@@ -113,27 +134,53 @@ class Vetted:
 
     # -- catalogs -----------------------------------------------------------------------
 
+    def catalog_uses(self) -> list[CatalogUse]:
+        """The catalogs the app may load: the organisation's (its signers win), then the
+        person's own pins where the policy allows them."""
+        return self.gate().catalogs(self.settings().catalogs)
+
     def catalog(self, location: str | None = None, limits: TransferLimits | None = None) -> LoadedCatalog:
-        """Loads (and verifies, and audits) a pinned catalog; the first pinned one by default."""
+        """Loads (and verifies, and audits) a catalog; the first one in use by default."""
+        settings = self.settings()
+        use = self._find_use(location, settings)
+        return self._load_use(use, limits or settings.transfers)
+
+    def _find_use(self, location: str | None, settings: Settings) -> CatalogUse:
+        uses = self.gate().catalogs(settings.catalogs)
+        if location is None:
+            if uses:
+                return uses[0]
+            settings.find(None)  # raises the "none configured" error with its remedy
+        else:
+            norm = normalise_location(location)
+            for u in uses:
+                if normalise_location(u.location) == norm:
+                    return u
+            if any(normalise_location(s.location) == norm for s in settings.catalogs):
+                gate = self.gate()
+                gate.usable(self.db, "catalog", location)
+                gate.check_pin(self.db, location)  # says which rule keeps the person's pin out
+            settings.find(location)  # "no signer is pinned for it", with its remedy
+        raise AssertionError("unreachable")
+
+    def _load_use(self, use: CatalogUse, limits: TransferLimits) -> LoadedCatalog:
         from vetted.catalog.signed import load
 
-        settings = self.settings()
-        sub = settings.find(location)
-        return load(sub.location, sub.signer, self.db, limits or settings.transfers, trusted_root=sub.root_path)
+        gate = self.gate()
+        gate.usable(self.db, "catalog", use.location)
+        gate.check_fetch(self.db, use)
+        return load(use.location, use.signers, self.db, limits, trusted_root=use.trusted_root)
 
     def catalogs(self) -> list[CatalogState]:
-        """Every pinned catalog, verified now; a refused one carries its reason. Each claim's
+        """Every catalog in use, verified now; a refused one carries its reason. Each claim's
         signature is checked once here (off the UI thread), so labels read later are cached."""
-        from vetted.catalog.signed import load
-
         settings = self.settings()
         out = []
-        for sub in settings.catalogs:
+        for use in self.gate().catalogs(settings.catalogs):
             try:
-                out.append(CatalogState(sub.location, load(sub.location, sub.signer, self.db, settings.transfers,
-                                                           trusted_root=sub.root_path), None))
+                out.append(CatalogState(use.location, self._load_use(use, settings.transfers), None))
             except VettedError as exc:
-                out.append(CatalogState(sub.location, None, exc.line()))
+                out.append(CatalogState(use.location, None, exc.line()))
         from vetted.cards import labels
 
         for s in out:
@@ -153,7 +200,8 @@ class Vetted:
         from vetted.trust.identity import spec_key
 
         location = normalise_location(location)
-        settings = self.settings()
+        self.gate().check_pin(self.db, location)
+        settings = Settings.load(self.loc)
         sub = CatalogSubscription(location, signer, str(trusted_root) if trusted_root else None)
         try:
             old = settings.subscribe(sub, replace_signer=replace_signer)
@@ -224,7 +272,11 @@ class Vetted:
         cat = self.catalog(location, limits)
         entry = cat.catalog.model(model_id)
         self._require_fit(entry)
-        result = pull(self.loc, self.db, cat, model_id, progress=progress, cancel=cancel, limits=limits, log=log)
+        gate = self.gate()
+        gate.check_pull(self.db, cat, entry)
+        local_only, hf_endpoint = gate.pull_network(cat)
+        result = pull(self.loc, self.db, cat, model_id, progress=progress, cancel=cancel, limits=limits, log=log,
+                      local_only=local_only, hf_endpoint=hf_endpoint)
         if not result.already:
             self.events.emit(ev.MODEL_INSTALLED, model_id=model_id)
         return result
@@ -300,11 +352,14 @@ class Vetted:
         from vetted.cards import spotcheck
 
         own = session is None
-        session = session or self.chat_session()
+        session = session or self.chat_session(purpose="spotcheck")
+        was = session.purpose
+        session.purpose = "spotcheck"  # allowed before first use, which a policy may require
         try:
             result = spotcheck.run(self.db, model_id, session=session, progress=progress, cancel=cancel,
                                    limit=limit)
         finally:
+            session.purpose = was
             if own:
                 session.close()
         self.events.emit(ev.SPOTCHECK_DONE, model_id=model_id, status=result.status)
@@ -312,12 +367,14 @@ class Vetted:
 
     # -- chats --------------------------------------------------------------------------
 
-    def chat_session(self, allow_tight_memory: bool = True) -> Any:
-        """A chat session on this thread's connection, on the configured engine."""
+    def chat_session(self, allow_tight_memory: bool = True, purpose: str = "chat") -> Any:
+        """A chat session on this thread's connection, on the configured engine; every load
+        passes the organisation's policy first (core/policy_gate.py)."""
         from vetted.runtime.chat import ChatSession
 
         engine = self.engine_factory() if self.engine_factory else None
-        return ChatSession(self.db, engine, allow_tight_memory=allow_tight_memory)
+        return ChatSession(self.db, engine, allow_tight_memory=allow_tight_memory, gate=self.gate().gate_load,
+                           purpose=purpose)
 
     @property
     def chats(self) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from vetted.errors import Fix, InputError, Refused, Remedy
 from vetted.net.limits import TransferLimits
-from vetted.paths import Locations
+from vetted.paths import Locations, normalise_location
 from vetted.trust.identity import TrustSpec, from_json, to_json
 
 
@@ -111,14 +111,7 @@ class Settings:
                          "pin the signer it must carry first", Remedy(Fix.PIN_SIGNER, location))
 
 
-def _norm(location: str) -> str:
-    if location.startswith(("http://", "https://")):
-        return location
-    return str(Path(location.removeprefix("file://")).expanduser().resolve())
-
-
-def normalise_location(location: str) -> str:
-    return _norm(location)
+_norm = normalise_location
 
 
 def _limits(data: dict[str, Any]) -> TransferLimits:

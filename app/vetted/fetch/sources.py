@@ -79,6 +79,7 @@ class HuggingFace(Source):
     repo: str
     commit: str
     limits: TransferLimits = DEFAULT_LIMITS
+    endpoint: str | None = None  # an organisation's pinned endpoint; wins over HF_ENDPOINT
 
     def _offline(self) -> None:
         from huggingface_hub import constants
@@ -93,7 +94,7 @@ class HuggingFace(Source):
 
         # HF_ENDPOINT is read per call, not only when huggingface_hub was imported.
         url = hf_hub_url(self.repo, name, revision=self.commit)
-        endpoint = os.environ.get("HF_ENDPOINT")
+        endpoint = self.endpoint or os.environ.get("HF_ENDPOINT")
         if endpoint and not url.startswith(endpoint):
             url = url.replace(constants.ENDPOINT, endpoint.rstrip("/"), 1)
         return url
@@ -142,14 +143,22 @@ def is_remote(location: str | None) -> bool:
     return bool(location) and str(location).startswith(("http://", "https://"))
 
 
-def sources_for(entry: ModelEntry, catalog_base: str | None, limits: TransferLimits = DEFAULT_LIMITS) -> SourcePlan:
-    """The catalog entry's sources in order; local folders resolve against a local catalog's folder."""
+def sources_for(entry: ModelEntry, catalog_base: str | None, limits: TransferLimits = DEFAULT_LIMITS,
+                local_only: str | None = None, hf_endpoint: str | None = None) -> SourcePlan:
+    """The catalog entry's sources in order; local folders resolve against a local catalog's
+    folder. `local_only` (the reason, e.g. an organisation's offline rule) leaves out every
+    network source; `hf_endpoint` pins where the Hub is."""
     plan = SourcePlan([])
     s = entry.sources
-    if s.huggingface:
+    if s.huggingface and local_only:
+        plan.skipped.append(f"Hugging Face {s.huggingface.repo}: {local_only}")
+    elif s.huggingface:
         plan.sources.append(HuggingFace(f"huggingface {s.huggingface.repo}@{s.huggingface.commit[:12]}",
-                                        s.huggingface.repo, s.huggingface.commit, limits))
+                                        s.huggingface.repo, s.huggingface.commit, limits, hf_endpoint))
     for url in s.mirrors:
+        if local_only:
+            plan.skipped.append(f"mirror {url}: {local_only}")
+            continue
         plan.sources.append(Mirror(f"mirror {url}", url, limits))
     for folder in s.local:
         if is_remote(catalog_base):

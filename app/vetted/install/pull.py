@@ -66,8 +66,11 @@ def pull(
     timeout: float | None = None,
     log: Log | None = None,
     limits: TransferLimits | None = None,
+    local_only: str | None = None,
+    hf_endpoint: str | None = None,
 ) -> PullResult:
-    """`timeout` (seconds without data) overrides `limits.stall_timeout` when given."""
+    """`timeout` (seconds without data) overrides `limits.stall_timeout` when given;
+    `local_only` and `hf_endpoint` carry an organisation's network rule (fetch/sources.py)."""
     limits = limits or DEFAULT_LIMITS
     if timeout is not None:
         limits = replace(limits, stall_timeout=float(timeout))
@@ -88,7 +91,7 @@ def pull(
         existing = _already_installed(db, entry)
         if existing:
             return PullResult(existing, existing.source, already=True)
-        return _pull_locked(loc, db, cat, entry, progress, cancel, limits, say)
+        return _pull_locked(loc, db, cat, entry, progress, cancel, limits, say, local_only, hf_endpoint)
 
 
 @contextmanager
@@ -126,9 +129,9 @@ def _already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installe
 
 def _pull_locked(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry,
                  progress: FileProgress | None, cancel: threading.Event | None, limits: TransferLimits,
-                 log: Log) -> PullResult:
+                 log: Log, local_only: str | None = None, hf_endpoint: str | None = None) -> PullResult:
     spec = entry.signature.signer.spec(cat.trusted_root)
-    plan = sources_for(entry, cat.base, limits)
+    plan = sources_for(entry, cat.base, limits, local_only, hf_endpoint)
     for note in plan.skipped:
         log(f"not using {note}")
     if not plan.sources:
@@ -296,6 +299,7 @@ def _install(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entr
         signer_spec=to_json(spec), signature_path=sig_path,
         entry=entry.model_dump(mode="json", exclude_none=True), state="verified", state_reason=None,
         installed_at=now, verified_at=now, files=tuple(files),
+        catalog_location=cat.location, catalog_signer_key=cat.signer_key,
     )
     installed.add(db, model)
     audit.record(db, "model.install", entry.id, "accepted",

@@ -35,8 +35,15 @@ class MemoryRefused(Refused):
 
 class ChatSession:
     def __init__(self, db: sqlite_utils.Database, engine: EngineLike | None = None,
-                 allow_tight_memory: bool = True) -> None:
+                 allow_tight_memory: bool = True,
+                 gate: Callable[[sqlite_utils.Database, str, str], None] | None = None,
+                 purpose: str = "chat") -> None:
+        """`gate(db, model_id, purpose)` runs before every load and may refuse it: the
+        application object enforces an organisation's policy there (core/policy_gate.py).
+        `purpose` is "chat" or "spotcheck" (a spot-check may run before first use)."""
         self.db = db
+        self.gate = gate
+        self.purpose = purpose
         self.chats = Chats(db)
         self.engine: EngineLike = engine or Engine()
         self.allow_tight_memory = allow_tight_memory
@@ -87,6 +94,8 @@ class ChatSession:
         if not conv.model_id:
             raise Refused(f"chat {conv.id}", "has no model chosen", "pick an installed, verified model")
         n_ctx = int(conv.params.get("n_ctx", 4096))
+        if self.gate is not None:
+            self.gate(self.db, conv.model_id, self.purpose)
         with installed.open_checked(self.db, conv.model_id, purpose="load") as checked:
             gguf = checked.gguf()
             worker = self.engine.worker

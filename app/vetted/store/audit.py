@@ -156,7 +156,48 @@ def record(
         raise
     if own:
         _advance_anchor(conn)
+    _copy_out(path, {"id": new_id, "at": fields[1], "action": action, "subject": subject, "identity": identity,
+                     "result": result, "reason": reason, "details": details, "prev_hash": prev, "hash": digest})
     return new_id
+
+
+# An organisation's policy may ask for a copy of every entry, appended as JSON lines to a
+# file it collects (policy: audit.copy_to). Registered per database by the application object.
+_COPIES: dict[str, tuple[str, ...]] = {}
+_COPY_LOCK = threading.Lock()
+
+
+def set_copies(database: str, paths: list[str]) -> None:
+    with _COPY_LOCK:
+        if paths:
+            _COPIES[os.path.realpath(database)] = tuple(paths)
+        else:
+            _COPIES.pop(os.path.realpath(database), None)
+
+
+class AuditCopyFailed(Refused):
+    """The organisation's copy of the audit log could not be written (the decision is in the
+    local log, but nothing else proceeds until the copy works again)."""
+
+
+def _copy_out(database: str, row: dict[str, Any]) -> None:
+    if not database:
+        return
+    with _COPY_LOCK:
+        targets = _COPIES.get(os.path.realpath(database), ())
+    line = (json.dumps(row, sort_keys=True, ensure_ascii=True) + "\n").encode()
+    for target in targets:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                os.write(fd, line)  # one write of one line: appends from several processes do not interleave
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise AuditCopyFailed(f"the organisation's audit copy {target}",
+                                  f"cannot be written ({exc.strerror or exc})",
+                                  "the decision is in the local audit log; ask your administrator to fix the "
+                                  "copy's location (policy audit.copy_to)") from None
 
 
 def entries(db: sqlite_utils.Database, limit: int | None = None) -> list[dict[str, Any]]:

@@ -225,6 +225,12 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE spotchecks_new RENAME TO spotchecks;
     CREATE INDEX spotchecks_sha ON spotchecks(sha256, id);
     """,
+    # 8: where an installed model's catalog was loaded from and which pinned signer vouched
+    # for it, so an organisation's policy can stop models from catalogs it no longer allows.
+    """
+    ALTER TABLE installed_models ADD COLUMN catalog_location TEXT;
+    ALTER TABLE installed_models ADD COLUMN catalog_signer_key TEXT;
+    """,
 ]
 
 

@@ -98,6 +98,8 @@ class InstalledModel:
     installed_at: str
     verified_at: str
     files: tuple[InstalledFile, ...]
+    catalog_location: str | None = None   # where its catalog was loaded from (migration 8)
+    catalog_signer_key: str | None = None  # which pinned catalog signer vouched for it
 
     @property
     def size(self) -> int:
@@ -116,11 +118,12 @@ def add(db: sqlite_utils.Database, model: InstalledModel) -> None:
         db.conn.execute("DELETE FROM installed_models WHERE model_id = ?", [model.model_id])
         db.conn.execute(
             "INSERT INTO installed_models (model_id, name, publisher, catalog_id, catalog_version, source,"
-            " signer, signer_spec, signature_path, entry_json, state, state_reason, installed_at, verified_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " signer, signer_spec, signature_path, entry_json, state, state_reason, installed_at, verified_at,"
+            " catalog_location, catalog_signer_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [model.model_id, model.name, model.publisher, model.catalog_id, model.catalog_version,
              model.source, model.signer, json.dumps(model.signer_spec), str(model.signature_path),
-             json.dumps(model.entry), model.state, model.state_reason, model.installed_at, model.verified_at],
+             json.dumps(model.entry), model.state, model.state_reason, model.installed_at, model.verified_at,
+             model.catalog_location, model.catalog_signer_key],
         )
         for f in model.files:
             db.conn.execute(
@@ -164,6 +167,7 @@ def _build(db: sqlite_utils.Database, r: dict[str, Any]) -> InstalledModel:
         r["model_id"], r["name"], r["publisher"], r["catalog_id"], r["catalog_version"], r["source"],
         r["signer"], spec, root / "signatures" / name, entry,
         r["state"], r["state_reason"], r["installed_at"], r["verified_at"], files,
+        r.get("catalog_location"), r.get("catalog_signer_key"),
     )
 
 

@@ -1,0 +1,247 @@
+"""The organisation's policy, enforced once for every front end.
+
+The application object consults this gate before each decision the policy governs:
+which catalogs may be used (and with which signers), whether a person may pin their
+own, what may be downloaded (blocked digests, a publisher's own signature, safety gates
+on the signed card), what may be loaded (the same, plus the catalog still being allowed,
+local spot-check figures, a spot-check before first use), where the network may go, and
+which settings are locked. Every refusal names the rule and the document it came from,
+and every decision under a policy is audited. A policy that cannot be read or trusted
+stops everything it governs (fail closed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from vetted.catalog.schema import ModelEntry
+from vetted.catalog.signed import LoadedCatalog
+from vetted.net.limits import TransferLimits
+from vetted.paths import normalise_location
+from vetted.policy.effective import EffectivePolicy, PolicyRefused, Rule
+from vetted.store import audit, installed
+from vetted.trust.identity import TrustSpec, from_json, spec_key
+
+
+@dataclass(frozen=True)
+class CatalogUse:
+    """A catalog the app may load now: where, whose signature it needs, and why."""
+
+    location: str
+    signers: list[TrustSpec]
+    trusted_root: Path | None
+    managed_by: str | None  # the policy document that put it here; None: the person pinned it
+
+
+class PolicyGate:
+    def __init__(self, policy: EffectivePolicy) -> None:
+        self.policy = policy
+
+    # -- audit --------------------------------------------------------------------------
+
+    def _refused(self, db: sqlite_utils.Database, action: str, subject: str, rule: str, source: str,
+                 checked: str, found: str, action_text: str = "") -> PolicyRefused:
+        exc = self.policy.refuse(rule, source, checked, found, action_text)
+        audit.record(db, f"policy.{action}", subject, "refused", exc.line(), None, {"rule": rule, "source": source})
+        return exc
+
+    def _accepted(self, db: sqlite_utils.Database, action: str, subject: str) -> None:
+        if self.policy.managed:
+            rules = self.policy.rules()
+            audit.record(db, f"policy.{action}", subject, "accepted",
+                         f"allowed by the {len(rules)} rule(s) in force ({', '.join(self.policy.documents)})",
+                         None, {"documents": self.policy.documents})
+
+    def usable(self, db: sqlite_utils.Database, action: str, subject: str) -> None:
+        broken = self.policy.broken
+        if broken is not None:
+            audit.record(db, f"policy.{action}", subject, "refused", broken.line())
+            raise broken
+
+    # -- catalogs -----------------------------------------------------------------------
+
+    def catalogs(self, user_pins: list[Any]) -> list[CatalogUse]:
+        """The policy's catalogs (its signers win), then the person's own where allowed."""
+        p = self.policy
+        out = [CatalogUse(c.location, list(c.signers), c.trusted_root, c.source) for c in p.allowed or []]
+        if p.may_use_users_catalog():
+            managed = {normalise_location(c.location) for c in out}
+            for sub in user_pins:
+                if normalise_location(sub.location) not in managed:
+                    out.append(CatalogUse(sub.location, [sub.signer], sub.root_path, None))
+        return out
+
+    def check_pin(self, db: sqlite_utils.Database, location: str) -> None:
+        p = self.policy
+        self.usable(db, "pin", location)
+        c = p.allowed_catalog(location)
+        if c is not None:
+            raise self._refused(db, "pin", location, "catalogs.allowed", c.source, f"catalog {location}",
+                                "is managed by your organisation: its signers are set by the policy")
+        if not p.may_use_users_catalog():
+            assert p.users_may_add is not None
+            raise self._refused(db, "pin", location, "catalogs.users_may_add", p.users_may_add.source,
+                                f"catalog {location}", "your organisation does not allow adding catalogs")
+
+    def check_fetch(self, db: sqlite_utils.Database, use: CatalogUse) -> None:
+        """The network rule, for a catalog about to be fetched."""
+        net = self.policy.network
+        remote = use.location.startswith(("http://", "https://"))
+        if net is None or not remote:
+            return
+        if net.value == "offline":
+            raise self._refused(db, "network", use.location, "network.mode", net.source, f"catalog {use.location}",
+                                "the organisation keeps this app offline; only catalogs on this machine load")
+        if net.value == "catalog_sources" and use.managed_by is None:
+            raise self._refused(db, "network", use.location, "network.mode", net.source, f"catalog {use.location}",
+                                "only the organisation's own catalogs may be fetched over the network")
+
+    def pull_network(self, cat: LoadedCatalog) -> tuple[str | None, str | None]:
+        """(local_only reason, pinned Hub endpoint) for a pull from `cat`."""
+        net, hf = self.policy.network, self.policy.hf_endpoint
+        endpoint = str(hf.value) if hf is not None else None
+        if net is None:
+            return None, endpoint
+        if net.value == "offline":
+            return f"the organisation keeps this app offline (rule network.mode, from {net.source})", endpoint
+        if net.value == "catalog_sources" and self.policy.allowed_catalog(cat.location) is None:
+            return (f"only the organisation's catalogs may use the network (rule network.mode, from {net.source})",
+                    endpoint)
+        return None, endpoint
+
+    # -- models -------------------------------------------------------------------------
+
+    def check_pull(self, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry) -> None:
+        """Before any byte is downloaded."""
+        self.usable(db, "pull", entry.id)
+        p = self.policy
+        for f in entry.files:
+            if f.sha256 in p.blocked:
+                raise self._refused(db, "pull", entry.id, "models.blocked_digests", p.blocked[f.sha256],
+                                    f"model {entry.id}", f"its file {f.name} (sha256 {f.sha256}) is blocked")
+        if p.require_publisher_signature is not None:
+            model_key = spec_key(entry.signature.signer.spec(cat.trusted_root))
+            if model_key == cat.signer_key:
+                r = p.require_publisher_signature
+                raise self._refused(db, "pull", entry.id, r.name, r.source, f"publisher signature of {entry.id}",
+                                    "is made by the catalog's own signer, not by a separate publisher")
+        self._safety(db, entry, cat.trusted_root, local=None, action="pull")
+        self._accepted(db, "pull", entry.id)
+
+    def gate_load(self, db: sqlite_utils.Database, model_id: str, purpose: str) -> None:
+        """Before every load (chat, spot-check): the same rules, judged again now."""
+        self.usable(db, "load", model_id)
+        p = self.policy
+        if not p.managed:
+            return
+        model = installed.get(db, model_id)
+        for f in model.files:
+            if f.sha256 in p.blocked:
+                raise self._refused(db, "load", model_id, "models.blocked_digests", p.blocked[f.sha256],
+                                    f"model {model_id}", f"its file {f.name} (sha256 {f.sha256}) is blocked")
+        self._catalog_still_allowed(db, model)
+        if p.require_publisher_signature is not None:
+            try:
+                model_key = spec_key(from_json(model.signer_spec))
+            except Exception:
+                model_key = None
+            if model_key is None or model_key == model.catalog_signer_key:
+                r = p.require_publisher_signature
+                raise self._refused(db, "load", model_id, r.name, r.source, f"publisher signature of {model_id}",
+                                    "is made by the catalog's own signer, not by a separate publisher")
+        from vetted.cards import spotcheck
+
+        entry = ModelEntry.model_validate(model.entry)
+        local = spotcheck.latest(db, model.files[0].sha256)
+        root = model.signer_spec.get("trusted_root") if model.signer_spec.get("kind") == "sigstore" else None
+        self._safety(db, entry, Path(root) if root else None, local=local, action="load",
+                     measuring=purpose == "spotcheck")
+        if p.require_spotcheck is not None and purpose != "spotcheck" and local is None:
+            r = p.require_spotcheck
+            raise self._refused(db, "load", model_id, r.name, r.source, f"model {model_id}",
+                                "has not been spot-checked on this machine yet",
+                                "run the spot-check on it first (it is allowed before first use)")
+        self._accepted(db, "load", model_id)
+
+    def _catalog_still_allowed(self, db: sqlite_utils.Database, model: installed.InstalledModel) -> None:
+        p = self.policy
+        if p.allowed is None and p.may_use_users_catalog():
+            return
+        loc = model.catalog_location
+        listed = p.allowed_catalog(loc) if loc else None
+        if listed is not None and model.catalog_signer_key in listed.keys():
+            return
+        if loc and listed is None and p.may_use_users_catalog():
+            return
+        rule: Rule | None = None
+        if p.allowed is not None:
+            rule = Rule("catalogs.allowed", None, p.allowed[0].source if p.allowed else p.documents[0])
+        elif p.users_may_add is not None:
+            rule = p.users_may_add
+        assert rule is not None
+        why = ("was installed before Vetted recorded where catalogs come from; install it again from an "
+               "allowed catalog" if not loc else f"comes from catalog {loc}, which the policy does not allow "
+               "(or no longer allows with that signer)")
+        raise self._refused(db, "load", model.model_id, rule.name, rule.source, f"model {model.model_id}", why)
+
+    def _safety(self, db: sqlite_utils.Database, entry: ModelEntry, root: Path | None,
+                local: dict[str, Any] | None, action: str, measuring: bool = False) -> None:
+        """A signed (declared) card when required; every threshold against what is known:
+        the spot-check measured here wins over the card; before a download only the card
+        can be judged, and an unmeasured metric is refused at load (fail closed), except
+        for the spot-check that measures it."""
+        p = self.policy
+        if p.require_signed_card is None and not p.max:
+            return
+        from vetted.cards import labels
+        from vetted.cards.spotcheck import ALIASES
+
+        declared = [c for c in labels.claims_for(entry, root)["safety_card"] if c.label == "declared"]
+        if p.require_signed_card is not None and not declared:
+            r = p.require_signed_card
+            raise self._refused(db, action, entry.id, r.name, r.source, f"safety card of {entry.id}",
+                                "no signed (declared) safety card is published for this file")
+        card_values: dict[str, float] = {}
+        for c in declared:
+            for res in (c.data or {}).get("results", []) if isinstance(c.data, dict) else []:
+                try:
+                    name = ALIASES.get(res["metric"], res["metric"])
+                    card_values[name] = max(card_values.get(name, 0.0), float(res["value"]))
+                except (KeyError, TypeError, ValueError):
+                    continue
+        for metric, rule in sorted(p.max.items()):
+            here = (local or {}).get("metrics", {}).get(metric)
+            if here is not None:
+                value, how = float(here["value"]), "measured by the spot-check on this machine"
+            elif metric in card_values:
+                value, how = card_values[metric], "declared by the signed safety card"
+            else:
+                if action == "pull" or measuring:
+                    continue
+                raise self._refused(db, action, entry.id, rule.name, rule.source, f"{metric} of {entry.id}",
+                                    f"is not known (no spot-check here, no signed card states it); the policy "
+                                    f"allows at most {rule.value:.0%}",
+                                    "run the spot-check on it first")
+            if value > float(rule.value):
+                raise self._refused(db, action, entry.id, rule.name, rule.source, f"{metric} of {entry.id}",
+                                    f"is {value:.0%} ({how}); the policy allows at most {rule.value:.0%}")
+
+    # -- settings -----------------------------------------------------------------------
+
+    def lock_transfers(self, limits: TransferLimits) -> TransferLimits:
+        from dataclasses import replace
+
+        changes: dict[str, Any] = {k.split(".", 1)[1]: r.value for k, r in self.policy.settings.items()
+                                   if k.startswith("transfers.")}
+        return replace(limits, **changes) if changes else limits
+
+    def check_override(self, db: sqlite_utils.Database, name: str, value: float | int) -> None:
+        rule = self.policy.settings.get(f"transfers.{name}")
+        if rule is not None and value != rule.value:
+            raise self._refused(db, "setting", f"transfers.{name}", rule.name, rule.source,
+                                f"setting transfers.{name}", f"is locked to {rule.value} by your organisation, "
+                                f"not {value}")

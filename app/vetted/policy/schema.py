@@ -1,0 +1,147 @@
+"""`vetted.policy/1`: an organisation's managed policy, validated strictly.
+
+Unknown fields are errors (a misspelt rule must not silently vanish) and every error
+names the field. A document holding only `schema` is valid and imposes nothing. Each
+section is optional; later capabilities (the local API server, bundle import, new
+spot-check suites) add sections of their own without touching these.
+
+    {
+      "schema": "vetted.policy/1",
+      "catalogs": {"allowed": [{"location": "...", "signers": [TRUST, ...], "trusted_root": "/path"}],
+                   "users_may_add": false},
+      "models":   {"blocked_digests": ["<sha256>", ...], "require_publisher_signature": true},
+      "safety":   {"require_signed_card": true, "max": {"harmful_compliance_rate": 0.1},
+                   "require_spotcheck": true},
+      "network":  {"mode": "offline" | "catalog_sources" | "any", "hf_endpoint": "https://..."},
+      "settings": {"transfers.min_rate": 65536},
+      "audit":    {"copy_to": "/var/log/vetted/audit.jsonl"}
+    }
+
+TRUST is a catalog signer object: {"kind": "key", "public_key_pem"}, {"kind":
+"certificate", "chain_pem", "identity"}, or {"kind": "sigstore", "identity", "issuer"}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vetted.catalog.schema import TrustSpecModel
+
+SCHEMA = "vetted.policy/1"
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+
+# The metrics a threshold may name: the spot-check's own, which cards' metrics alias to.
+METRICS = ("harmful_compliance_rate", "over_refusal_rate", "political_refusal_rate", "insecure_code_rate")
+# Settings an organisation may lock (the user's settings.json keys, dotted).
+LOCKABLE = {"transfers.stall_timeout": float, "transfers.window": float, "transfers.min_rate": int}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AllowedCatalog(_Strict):
+    location: str = Field(min_length=1)
+    signers: list[TrustSpecModel] = Field(min_length=1)  # several: key rotation (old, both, new)
+    trusted_root: str | None = None  # a private Sigstore's trusted_root.json for keyless signers
+
+
+class Catalogs(_Strict):
+    allowed: list[AllowedCatalog] | None = None  # None: any catalog the user pins (unless users_may_add)
+    users_may_add: bool = True
+
+
+class Models(_Strict):
+    blocked_digests: list[str] = Field(default_factory=list)
+    require_publisher_signature: bool = False  # signed by someone other than the catalog's own signer
+
+    @field_validator("blocked_digests")
+    @classmethod
+    def _digests(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if not re.fullmatch(r"[0-9a-f]{64}", v):
+                raise ValueError(f"{v!r} is not a sha256 digest (64 lowercase hex digits)")
+        return values
+
+
+class Safety(_Strict):
+    require_signed_card: bool = False
+    max: dict[str, float] = Field(default_factory=dict)
+    require_spotcheck: bool = False
+
+    @field_validator("max")
+    @classmethod
+    def _metrics(cls, values: dict[str, float]) -> dict[str, float]:
+        for k, v in values.items():
+            if k not in METRICS:
+                raise ValueError(f"unknown metric {k!r} (one of: {', '.join(METRICS)})")
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{k} must be a rate between 0 and 1, not {v}")
+        return values
+
+
+class Network(_Strict):
+    mode: Literal["offline", "catalog_sources", "any"] = "any"
+    # https, or plain http only on loopback (a test Hub)
+    hf_endpoint: str | None = Field(default=None,
+                                    pattern=r"^(https://[^\s/]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?)")
+
+
+class AuditCopy(_Strict):
+    copy_to: str | None = None
+
+
+class Policy(_Strict):
+    schema_: Literal["vetted.policy/1"] = Field(alias="schema")
+    catalogs: Catalogs = Field(default_factory=Catalogs)
+    models: Models = Field(default_factory=Models)
+    safety: Safety = Field(default_factory=Safety)
+    network: Network = Field(default_factory=Network)
+    settings: dict[str, float | int] = Field(default_factory=dict)
+    audit: AuditCopy = Field(default_factory=AuditCopy)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, values: dict[str, float | int]) -> dict[str, float | int]:
+        for k, v in values.items():
+            if k not in LOCKABLE:
+                raise ValueError(f"{k!r} is not a setting that can be locked (one of: {', '.join(LOCKABLE)})")
+            if isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{k} must be a positive number, not {v!r}")
+        return values
+
+
+class PolicyInvalid(ValueError):
+    """The document is not a valid `vetted.policy/1` (the message names the field)."""
+
+
+def parse(raw: bytes | str) -> Policy:
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyInvalid(f"{len(raw)} bytes exceeds the {MAX_POLICY_BYTES}-byte cap")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PolicyInvalid(f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PolicyInvalid("the document is not a JSON object")
+    if data.get("schema") != SCHEMA:
+        raise PolicyInvalid(f"schema is {data.get('schema')!r}, expected {SCHEMA!r}")
+    try:
+        return Policy.model_validate_json(raw if isinstance(raw, (bytes, str)) else json.dumps(data), strict=True)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "(document)"
+            problems.append(f"{where}: {err['msg']}")
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise PolicyInvalid("; ".join(problems) + more) from None
+
+
+def as_json(policy: Policy) -> dict[str, Any]:
+    return policy.model_dump(mode="json", by_alias=True, exclude_none=True)
