@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 APT_PKGS := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
             libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 curl
-SHOT_PKGS := xvfb xauth fonts-dejavu-core
+SHOT_PKGS := xvfb xauth fonts-dejavu-core fonts-noto-color-emoji
 
 .PHONY: setup system-deps run check test test-fast bench screenshots clean
 

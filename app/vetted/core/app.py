@@ -220,18 +220,21 @@ class Vetted:
         return PinResult(location, signer.describe(), replaced)
 
     def model_rows(self, states: list[CatalogState]) -> list[ModelRow]:
-        """Catalog entries with install state and memory fit, as the GUI's lists show them."""
+        """Catalog entries with install state, memory fit and what the organisation's policy
+        would refuse (unaudited: it is what a list shows), as the GUI's lists show them."""
         from vetted.runtime.memory import entry_estimate, fits
 
         inst = {m.model_id: m.state for m in installed.all_models(self.db)}
         available = self.available_memory()
+        gate = self.gate()
         rows = []
         for s in states:
             if not s.loaded:
                 continue
             for e in s.loaded.catalog.models:
                 need = entry_estimate(e.size, e.runtime.ram_bytes)
-                rows.append(ModelRow(e, s.loaded, inst.get(e.id), need, fits(need, available).verdict))
+                rows.append(ModelRow(e, s.loaded, inst.get(e.id), need, fits(need, available).verdict,
+                                     gate.pull_blockers(e, s.loaded)))
         return rows
 
     def entry(self, model_id: str, location: str | None = None) -> tuple[ModelEntry, Path | None]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 
@@ -245,3 +245,40 @@ class PolicyGate:
             raise self._refused(db, "setting", f"transfers.{name}", rule.name, rule.source,
                                 f"setting transfers.{name}", f"is locked to {rule.value} by your organisation, "
                                 f"not {value}")
+
+    # -- for front ends: what they should not offer ----------------------------------------
+
+    def pull_blockers(self, entry: ModelEntry, cat: LoadedCatalog) -> list[str]:
+        """Why the policy would refuse downloading `entry` from `cat` now, each reason naming
+        its rule and source; empty when nothing in the policy stands in the way.
+
+        The very rules `check_pull` applies (a broken policy, blocked digests, a publisher's
+        own signature, the safety gates on the signed card), judged without writing the
+        audit log: a front end asks this for every row it lists, to disable its Download
+        button and say why, rather than offer an action that can only be refused. The
+        download itself is still decided, and audited, by `check_pull`. Problems that are
+        not the policy's (an unreadable signer) are left for the download to report."""
+        if self.policy.broken is not None:
+            return [self.policy.broken.line()]
+        if not self.policy.managed:
+            return []
+        try:
+            _Unaudited(self.policy).check_pull(cast(sqlite_utils.Database, None), cat, entry)
+        except PolicyRefused as exc:
+            return [exc.line()]
+        return []
+
+
+class _Unaudited(PolicyGate):
+    """The same rules, deciding without touching the database (for what a front end shows)."""
+
+    def _refused(self, db: sqlite_utils.Database, action: str, subject: str, rule: str, source: str,
+                 checked: str, found: str, action_text: str = "") -> PolicyRefused:
+        return self.policy.refuse(rule, source, checked, found, action_text)
+
+    def _accepted(self, db: sqlite_utils.Database, action: str, subject: str) -> None:
+        return None
+
+    def usable(self, db: sqlite_utils.Database, action: str, subject: str) -> None:
+        if self.policy.broken is not None:
+            raise self.policy.broken

@@ -33,13 +33,17 @@ class CatalogState:
 @dataclass
 class ModelRow:
     """A catalog entry with what this machine knows about it: installed state, memory fit,
-    and its claims labelled by the one labelling function (cards.labels)."""
+    what the organisation's policy says of downloading it, and its claims labelled by the
+    one labelling function (cards.labels)."""
 
     entry: ModelEntry
     catalog: LoadedCatalog
     installed_state: str | None  # None, "verified", "refused"
     memory_bytes: int
     fit: str  # "ok" / "tight" / "too_big"
+    # why the organisation's policy would refuse downloading it, each naming its rule and
+    # source (`PolicyGate.pull_blockers`); empty when nothing stands in the way
+    policy_blockers: list[str] = field(default_factory=list)
 
     @property
     def signer(self) -> str:

@@ -154,7 +154,9 @@ class Runner(QObject):
 def error_text(exc: BaseException) -> str:
     """What a person reads: what was checked, what was found, what to do. Plain text (show
     it in a plain-text label); each part may quote a server, a catalog or a library, so
-    each is made one line by `textsafe.one_line` and only the blank line between is ours."""
+    each is made one line by `textsafe.one_line` and only the blank line between is ours.
+    A refusal by the organisation's policy says so first (its text names the rule and the
+    document it came from)."""
     from vetted.errors import VettedError
     from vetted.textsafe import one_line
 
@@ -162,8 +164,31 @@ def error_text(exc: BaseException) -> str:
         from vetted.gui.remedies import where
 
         text = f"{one_line(exc.checked)}: {one_line(exc.found)}"
+        if is_policy(exc) and not exc.checked.startswith("organisation policy"):  # (a broken one names itself)
+            text = f"🔒 Refused by your organisation's policy: {text}"
         steps = [one_line(exc.action)] if exc.action else []
         if where(exc.remedy):
             steps.append(str(where(exc.remedy)))
         return text + (f"\n\nWhat you can do: {'; '.join(steps)}" if steps else "")
     return f"Unexpected error: {type(exc).__name__}: {one_line(exc)}"
+
+
+POLICY_MARK = "🔒 Your organisation's policy"
+MANAGED = "🔒 Managed by your organisation"
+
+
+def is_policy(exc: BaseException) -> bool:
+    """A refusal by the organisation's policy: one of its rules, or the policy itself
+    unusable (fail closed)."""
+    from vetted.policy.effective import PolicyRefused
+    from vetted.policy.sources import PolicyError
+
+    return isinstance(exc, (PolicyRefused, PolicyError))
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows `text` as written: Qt renders a tooltip that looks like markup
+    as rich text, so the text is escaped inside an explicit rich-text wrapper."""
+    import html
+
+    return f"<qt>{html.escape(text)}</qt>"

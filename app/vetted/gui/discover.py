@@ -2,6 +2,9 @@
 
 Its rows come from `CatalogRows` (verified off the UI thread, refreshed on core events);
 filtering and sorting work on those rows in memory, so typing never waits for the core.
+When an organisation's policy is in force a small note says so (read once through the
+runner); when that policy is broken the note carries the fail-closed message, and the
+model page's Download stays disabled with the reason beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
-from vetted.gui.bridge import Runner
+from vetted.gui.bridge import MANAGED, Runner, error_text, plain_tooltip
 from vetted.gui.catalogs import CatalogRows
 from vetted.gui.events import CoreEvents
 from vetted.gui.model_page import ModelPage
@@ -118,6 +121,12 @@ class DiscoverPage(QWidget):
         for w in (self.fit, self.inst):
             w.toggled.connect(self._on_filters)
 
+        self.policy_note = QLabel()
+        self.policy_note.setTextFormat(Qt.PlainText)  # quotes the policy's file and its problem
+        self.policy_note.setWordWrap(True)
+        self.policy_note.setAccessibleName("Organisation policy")
+        self.policy_note.hide()
+
         self.status = QLabel()
         self.status.setTextFormat(Qt.PlainText)  # notes quote catalog names and refusal reasons
         self.status.setWordWrap(True)
@@ -152,6 +161,7 @@ class DiscoverPage(QWidget):
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addLayout(filters)
+        lv.addWidget(self.policy_note)
         lv.addWidget(self.status)
         lv.addWidget(self.table)
         split = QSplitter()
@@ -166,6 +176,23 @@ class DiscoverPage(QWidget):
         self.table.horizontalHeader().setMaximumSectionSize(220)
         layout = QVBoxLayout(self)
         layout.addWidget(split)
+        app = runner.app
+        runner.run(lambda _job: app.policy(), key="discover.policy", on_done=self._show_policy,
+                   on_failed=lambda e: self._show_status("✖ " + error_text(e)))
+
+    def _show_policy(self, policy) -> None:
+        """The policy is read once per application object: it changes when the app restarts."""
+        if policy.broken is not None:
+            self.policy_note.setText("✖ Your organisation's policy is broken: nothing can be downloaded, imported "
+                                     "or run until an administrator fixes it.\n" + error_text(policy.broken))
+            self.policy_note.setStyleSheet("color: #b00020; font-weight: 600")
+            self.page.set_policy_broken(policy.broken.line())
+        elif policy.managed:
+            self.policy_note.setText(f"{MANAGED}: what you can download and run follows its policy "
+                                     "(see the Policy page).")
+            self.policy_note.setToolTip(plain_tooltip("Policy documents in force: "
+                                                      + ", ".join(one_line(d) for d in policy.documents)))
+        self.policy_note.setVisible(policy.managed)
 
     def shutdown(self) -> None:
         self.page.shutdown()

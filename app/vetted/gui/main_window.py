@@ -24,13 +24,14 @@ from vetted.gui.discover import DiscoverPage
 from vetted.gui.downloads import DownloadsPage
 from vetted.gui.events import CoreEvents
 from vetted.gui.library import LibraryPage
+from vetted.gui.policy_view import PolicyPage
 from vetted.gui.settings_view import SettingsPage
 
 if TYPE_CHECKING:
     from vetted.core.app import Vetted
     from vetted.core.results import ModelRow
 
-PAGES = ["Discover", "Compare", "Downloads", "Library", "Chat", "Audit", "Settings"]
+PAGES = ["Discover", "Compare", "Downloads", "Library", "Chat", "Audit", "Settings", "Policy"]
 
 
 class MainWindow(QMainWindow):
@@ -52,8 +53,9 @@ class MainWindow(QMainWindow):
         self.chat = ChatPage(self.runner, self.events)
         self.audit = AuditPage(self.runner)
         self.settings_page = SettingsPage(self.runner, self.events)
+        self.policy = PolicyPage(self.runner)
         for w in (self.discover, self.compare, self.downloads, self.library, self.chat, self.audit,
-                  self.settings_page):
+                  self.settings_page, self.policy):
             self.stack.addWidget(w)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.discover.download_requested.connect(self.start_download)

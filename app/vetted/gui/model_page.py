@@ -7,6 +7,11 @@ UI thread (`Vetted.card_for` through the runner) each time a row is selected; th
 shows the catalog's facts at once and the card when it arrives. The page owns its
 spot-check: it runs it through the runner and re-reads the card when the core says a
 spot-check finished.
+
+Download is offered only when it can succeed as far as the page knows: a model the
+organisation's policy refuses (the row's `policy_blockers`, judged by the core) or any
+model while that policy is broken keeps the button disabled, and the note beside it
+says which rule refuses and where it came from: never a silently dead button.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.bridge import POLICY_MARK, Job, Runner, error_text, plain_tooltip
 from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
 
@@ -173,6 +178,7 @@ class ModelPage(QWidget):
         self.pending = False  # a card is being read for `row`
         self.spot_job: Job | None = None
         self._spot_session: Any = None
+        self.policy_broken: str | None = None  # the fail-closed reason, when the policy is broken
         self.view = QTextBrowser()
         self.view.setOpenExternalLinks(False)
         self.view.setAccessibleName("Model details")
@@ -215,7 +221,7 @@ class ModelPage(QWidget):
             self.view.setHtml("<p>Select a model to see who vouches for it.</p>")
             self.download.setEnabled(False)
             self.spot.setEnabled(False)
-            self.note.clear()
+            self._say_blocked([self.policy_broken] if self.policy_broken else [])
             return
         self._render()
         self._update_controls()
@@ -252,6 +258,34 @@ class ModelPage(QWidget):
         self.view.setHtml(render_row(self.row, self.card, pending=self.pending))
         self.view.verticalScrollBar().setValue(scroll)
 
+    def set_policy_broken(self, reason: str | None) -> None:
+        """The organisation's policy cannot be used (fail closed): no download is offered."""
+        self.policy_broken = reason
+        if self.row is None:
+            self.show_row(None)
+        else:
+            self._update_controls()
+
+    def blockers(self) -> list[str]:
+        """Why the policy refuses the shown model (each naming its rule and source)."""
+        if self.row is not None and self.row.policy_blockers:
+            return list(self.row.policy_blockers)
+        return [self.policy_broken] if self.policy_broken else []
+
+    def _say_blocked(self, blockers: list[str]) -> None:
+        """Beside the disabled button, in words: which rule refuses, and where it came from."""
+        if not blockers:
+            self.note.clear()
+            self.download.setToolTip("")
+            self.download.setAccessibleDescription("")
+            return
+        head = ("✖ Nothing can be downloaded, imported or run while your organisation's policy is broken:"
+                if self.policy_broken else f"{POLICY_MARK} does not allow downloading or running this model:")
+        text = head + "\n" + "\n".join(one_line(b) for b in blockers)
+        self.note.setText(text)
+        self.download.setToolTip(plain_tooltip(text))
+        self.download.setAccessibleDescription(text)
+
     def _update_controls(self) -> None:
         from vetted.units import human_size as human
 
@@ -259,12 +293,17 @@ class ModelPage(QWidget):
         assert row is not None
         self.spot.setEnabled(row.installed_state == "verified" and self.spot_job is None)
         expired = row.catalog.expired
-        can = row.installed_state != "verified" and not expired and row.fit != "too_big"
+        blockers = self.blockers()
+        can = row.installed_state != "verified" and not expired and row.fit != "too_big" and not blockers
         self.download.setEnabled(can)
         self.download.setText("Installed" if row.installed_state == "verified"
-                              else f"Download {human(row.entry.size)}")
+                              else f"Download {human(row.entry.size)}" + (" 🔒" if blockers else ""))
         if self.spot_job is not None:
             return  # the spot-check's own note stays
+        if blockers:
+            self._say_blocked(blockers)
+            return
+        self._say_blocked([])
         if expired:
             self.note.setText("This catalog has expired: new downloads are frozen until its publisher issues "
                               "a fresh one. Installed models keep working.")
