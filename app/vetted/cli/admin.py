@@ -1,14 +1,24 @@
-"""`vetted-admin`: tools for catalog authors (keys, model signatures, signed catalogs)."""
+"""`vetted-admin`: tools for catalog authors (keys, model signatures, signed catalogs).
+
+The commands an organisation uses to host and carry catalogs (mirror layouts, OCI
+registries, air-gapped bundles) live in their own modules, each registering its
+subcommand: `register(sub)` adds a parser whose `run` default is the handler
+(`run(args) -> exit code`). They are listed in `COMMAND_MODULES`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
 from vetted.errors import VettedError
 from vetted.authoring.publish import build_catalog, generate_key, sign_file_or_folder
+
+# Modules that each add one subcommand (see the module docstring).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     chk = pol_sub.add_parser("check", help="validate a policy document before deploying it (exit 0 valid, 1 not)")
     chk.add_argument("file", type=Path)
 
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+
     args = p.parse_args(argv)
+    if getattr(args, "run", None) is not None:
+        try:
+            return int(args.run(args))
+        except VettedError as exc:
+            print(f"error: {exc.line()}", file=sys.stderr)
+            return 1
     if args.cmd == "policy":
         return policy_check(args.file)
     try:
