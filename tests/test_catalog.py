@@ -97,6 +97,28 @@ def test_rollback_refused_and_newer_accepted(tmp_path: Path, signing_key, db) ->
     assert load(str(cat), pub(signing_key), db).catalog.version == 6
 
 
+def test_rollback_floor_spans_every_signer_pinned_for_the_catalog(tmp_path: Path, signing_key, db) -> None:
+    """Key rotation: while old and new keys are both pinned, the old key's v1 replayed after
+    the new key's v2 is a rollback, and so is an old-key catalog reusing v2's number."""
+    new = generate_key(tmp_path / "new-key")
+    both = [pub(signing_key), pub(new)]
+    cat = build(tmp_path, signing_key[0], version=1)
+    old_v1 = (cat.read_bytes(), cat.with_name("catalog.json.sig").read_bytes())
+    assert load(str(cat), both, db).catalog.version == 1
+    rewrite_and_resign(cat, new[0], lambda d: d.update(version=2))
+    assert load(str(cat), both, db).catalog.version == 2
+    cat.write_bytes(old_v1[0])
+    cat.with_name("catalog.json.sig").write_bytes(old_v1[1])
+    with pytest.raises(CatalogError, match=r"v1 is older than v2 already seen from a signer pinned for this "
+                                           r"catalog \(rollback\)"):
+        load(str(cat), both, db)
+    rewrite_and_resign(cat, signing_key[0], lambda d: d.update(version=2, name="Old key, v2 reused"))
+    with pytest.raises(CatalogError, match="same version number"):
+        load(str(cat), both, db)
+    rewrite_and_resign(cat, new[0], lambda d: d.update(version=3))
+    assert load(str(cat), both, db).catalog.version == 3
+
+
 def test_same_version_different_content_refused(tmp_path: Path, signing_key, db) -> None:
     cat = build(tmp_path, signing_key[0], version=3)
     load(str(cat), pub(signing_key), db)

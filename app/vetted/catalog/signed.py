@@ -83,7 +83,7 @@ def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Da
         catalog = parse(raw, location)
         digest = hashlib.sha256(raw).hexdigest()
         key = spec_key(signer)
-        _check_freshness(db, catalog, digest, location, key, who)
+        _check_freshness(db, catalog, digest, location, key, who, _keys(signers))
     except CatalogError as exc:
         audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
         raise
@@ -117,31 +117,49 @@ def signer_description(signer: TrustSpec | list[TrustSpec]) -> str:
         return repr(signer)
 
 
+def _keys(signers: list[TrustSpec]) -> list[str]:
+    keys = []
+    for s in signers:
+        try:
+            keys.append(spec_key(s))
+        except Exception:  # an unreadable signer cannot have verified anything: no floor of its own
+            continue
+    return keys
+
+
 def _check_freshness(db: sqlite_utils.Database, catalog: Catalog, digest: str, origin: str, key: str,
-                     who: str) -> None:
-    """Rollback and equivocation, judged against what *this signer* published under this id
-    before: another pinned signer reusing the id (at any version) cannot lock it out, and a
+                     who: str, pinned: list[str] | None = None) -> None:
+    """Rollback and equivocation, judged against what the signers pinned for this catalog
+    published under this id before. Several signers pinned together are one publisher
+    rotating its key (old, both, new): the old key's v1 replayed after the new key's v2 is a
+    rollback. A signer pinned elsewhere, alone, reusing the id cannot lock this one out, and a
     catalog with no stable location is still protected."""
-    row = db.execute("SELECT version, sha256 FROM catalog_versions WHERE signer_key = ? AND catalog_id = ?",
-                     [key, catalog.id]).fetchone()
-    if row is None:  # a floor recorded before migration 5 counts if the same signer set it
-        row = db.execute("SELECT version, sha256 FROM catalogs_seen WHERE catalog_id = ? AND signer = ?",
+    keys = list(dict.fromkeys([key, *(pinned or [])]))
+    marks = ",".join("?" * len(keys))
+    rows = db.execute(f"SELECT version, sha256, signer_key FROM catalog_versions WHERE catalog_id = ? "
+                      f"AND signer_key IN ({marks})", [catalog.id, *keys]).fetchall()
+    if not rows:  # a floor recorded before migration 5 counts if the same signer set it
+        old = db.execute("SELECT version, sha256 FROM catalogs_seen WHERE catalog_id = ? AND signer = ?",
                          [catalog.id, who]).fetchone()
-    if row is None:
+        rows = [(old[0], old[1], key)] if old else []
+    if not rows:
         return
-    seen_version, seen_sha = row
+    seen_version, _sha, seen_key = max(rows, key=lambda r: int(r[0]))
+    whose = "this signer" if seen_key == key else "a signer pinned for this catalog"
     if catalog.version < seen_version:
         raise CatalogError(
             f"version of catalog {catalog.id} from {origin}",
-            f"v{catalog.version} is older than v{seen_version} already seen from this signer (rollback)",
+            f"v{catalog.version} is older than v{seen_version} already seen from {whose} (rollback)",
             "someone may be replaying an old catalog; ask its publisher for the current one",
         )
-    if catalog.version == seen_version and digest != seen_sha:
-        raise CatalogError(
-            f"catalog {catalog.id} v{catalog.version} from {origin}",
-            f"differs from the v{seen_version} this signer published before under the same version number",
-            "a publisher must raise the version for every change; ask them",
-        )
+    for version, seen_sha, seen_key in rows:
+        if catalog.version == version and digest != seen_sha:
+            whose = "this signer" if seen_key == key else "a signer pinned for this catalog"
+            raise CatalogError(
+                f"catalog {catalog.id} v{catalog.version} from {origin}",
+                f"differs from the v{version} {whose} published before under the same version number",
+                "a publisher must raise the version for every change; ask them",
+            )
 
 
 def _remember(db: sqlite_utils.Database, catalog: Catalog, digest: str, signer: str, key: str) -> None:
