@@ -68,10 +68,22 @@ def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Da
     the one recorded; only when none does is the catalog refused (and audited once)."""
     audit.require_intact(db)  # no trust decision while the audit log's chain is broken and unacknowledged
     signers = signer if isinstance(signer, list) else [signer]
-    signer = signers[0]
     try:
         raw = http.read_small(location, MAX_CATALOG_BYTES, limits)
         bundle = _signature_bytes(location, limits)
+    except CatalogError as exc:
+        audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
+        raise
+    return accept(raw, bundle, signers, db, location, _base_of(location), trusted_root)
+
+
+def accept(raw: bytes, bundle: bytes, signers: list[TrustSpec], db: sqlite_utils.Database, location: str,
+           base: str, trusted_root: Path | None = None) -> LoadedCatalog:
+    """Verifies catalog bytes already in hand (fetched, or carried in an air-gapped bundle)
+    against the pinned signers, refuses rollbacks and equivocation, records and audits."""
+    audit.require_intact(db)
+    signer = signers[0]
+    try:
         for i, candidate in enumerate(signers):
             try:
                 who = verify_catalog_bytes(raw, bundle, candidate, location)
@@ -91,7 +103,7 @@ def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Da
     audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})
-    return LoadedCatalog(catalog, location, _base_of(location), digest, who, trusted_root, key)
+    return LoadedCatalog(catalog, location, base, digest, who, trusted_root, key)
 
 
 def _signature_bytes(location: str, limits: TransferLimits) -> bytes:

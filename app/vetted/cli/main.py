@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model_id")
     r.set_defaults(func=cmd_remove)
 
-    from vetted.cli import audit, cards, chat, policy
+    from vetted.cli import audit, cards, chat, imports, policy
 
+    imports.add_parser(sub)
     audit.add_parser(sub)
     policy.add_parser(sub)
     chat.add_parsers(sub)

@@ -284,6 +284,13 @@ class Vetted:
             self.events.emit(ev.MODEL_INSTALLED, model_id=model_id)
         return result
 
+    def import_bundle(self, path: Path, signer: Any = None, progress: Progress | None = None,
+                      cancel: threading.Event | None = None, log: Callable[[str], None] | None = None) -> Any:
+        """Installs every model an air-gapped bundle carries, or none (core/imports.py)."""
+        from vetted.core.imports import import_bundle
+
+        return import_bundle(self, path, signer, progress, cancel, log)
+
     def _require_fit(self, entry: ModelEntry) -> None:
         from vetted.runtime.memory import MiB, entry_estimate, fits
 

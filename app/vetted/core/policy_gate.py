@@ -26,6 +26,9 @@ from vetted.policy.effective import EffectivePolicy, PolicyRefused, Rule
 from vetted.store import audit, installed
 from vetted.trust.identity import TrustSpec, from_json, spec_key
 
+# How an installed model's catalog location says it came from an air-gapped bundle.
+BUNDLE_PREFIX = "bundle:"
+
 
 @dataclass(frozen=True)
 class CatalogUse:
@@ -113,6 +116,35 @@ class PolicyGate:
                     endpoint)
         return None, endpoint
 
+    # -- air-gapped bundles -------------------------------------------------------------
+
+    def import_signers(self, db: sqlite_utils.Database, subject: str, given: TrustSpec | None,
+                       pinned: list[TrustSpec]) -> list[TrustSpec]:
+        """Whom a bundle's catalog may be signed by: the signer a person names (or, if none,
+        the signers already pinned for catalogs in use), plus the organisation's catalog
+        signers; only the latter when the policy limits imports to them. A policy that
+        forbids imports refuses here."""
+        self.usable(db, "import", subject)
+        p = self.policy
+        if p.imports_allowed is not None:
+            r = p.imports_allowed
+            raise self._refused(db, "import", subject, r.name, r.source, f"bundle {subject}",
+                                "your organisation does not allow importing model bundles")
+        org = p.catalog_signers()
+        restrict = p.import_signers_rule()
+        if restrict is not None:
+            if not org:
+                raise self._refused(db, "import", subject, restrict.name, restrict.source, f"bundle {subject}",
+                                    "only bundles signed by the organisation's catalog signers may be imported, "
+                                    "and the policy allows no catalog")
+            return list(org)
+        mine = [given] if given is not None else list(pinned)
+        return mine + [s for s in org if spec_key(s) not in {spec_key(m) for m in mine}]
+
+    def record_import(self, db: sqlite_utils.Database, subject: str) -> None:
+        """An import the policy let through (its signer was one `import_signers` allowed)."""
+        self._accepted(db, "import", subject)
+
     # -- models -------------------------------------------------------------------------
 
     def check_pull(self, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry) -> None:
@@ -169,9 +201,12 @@ class PolicyGate:
 
     def _catalog_still_allowed(self, db: sqlite_utils.Database, model: installed.InstalledModel) -> None:
         p = self.policy
+        loc = model.catalog_location
+        if loc and loc.startswith(BUNDLE_PREFIX):
+            self._import_still_allowed(db, model)
+            return
         if p.allowed is None and p.may_use_users_catalog():
             return
-        loc = model.catalog_location
         listed = p.allowed_catalog(loc) if loc else None
         if listed is not None and model.catalog_signer_key in listed.keys():
             return
@@ -187,6 +222,24 @@ class PolicyGate:
                "allowed catalog" if not loc else f"comes from catalog {loc}, which the policy does not allow "
                "(or no longer allows with that signer)")
         raise self._refused(db, "load", model.model_id, rule.name, rule.source, f"model {model.model_id}", why)
+
+    def _import_still_allowed(self, db: sqlite_utils.Database, model: installed.InstalledModel) -> None:
+        """A model carried in by a bundle runs while its catalog's signer would still be
+        accepted for an import: never once imports are forbidden; only an organisation
+        catalog signer's when imports are limited to them."""
+        p = self.policy
+        found = f"was imported from a bundle ({(model.catalog_location or '').removeprefix(BUNDLE_PREFIX)})"
+        if p.imports_allowed is not None:
+            r = p.imports_allowed
+            raise self._refused(db, "load", model.model_id, r.name, r.source, f"model {model.model_id}",
+                                found + " and your organisation does not allow imported models")
+        restrict = p.import_signers_rule()
+        if restrict is None:
+            return
+        if model.catalog_signer_key in {spec_key(s) for s in p.catalog_signers()}:
+            return
+        raise self._refused(db, "load", model.model_id, restrict.name, restrict.source, f"model {model.model_id}",
+                            found + " whose catalog is not signed by one of the organisation's catalog signers")
 
     def _safety(self, db: sqlite_utils.Database, entry: ModelEntry, root: Path | None,
                 local: dict[str, Any] | None, action: str, measuring: bool = False) -> None:

@@ -48,6 +48,8 @@ MEANING = {
     "network.hf_endpoint": "Hugging Face downloads go through this endpoint",
     "settings": "A setting locked to this value",
     "audit.copy_to": "A copy of every audit entry is appended to this file",
+    "imports.allowed": "Whether model bundles may be imported (air-gapped installs)",
+    "imports.only_catalog_signers": "Bundles are imported only when signed by the organisation's catalog signers",
 }
 NETWORK = {"offline": "offline: only catalogs and files on this machine",
            "catalog_sources": "only the organisation's catalogs and their sources", "any": "anywhere"}

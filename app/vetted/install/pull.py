@@ -88,7 +88,7 @@ def pull(
     for folder in (loc.quarantine, loc.store):  # a symlinked folder would carry bytes outside the data folder
         layout.check_dir(folder)
     with digest_locks(loc, [f.sha256 for f in entry.files], cancel, say):
-        existing = _already_installed(db, entry)
+        existing = already_installed(db, entry)
         if existing:
             return PullResult(existing, existing.source, already=True)
         return _pull_locked(loc, db, cat, entry, progress, cancel, limits, say, local_only, hf_endpoint)
@@ -118,7 +118,7 @@ def digest_locks(loc: Locations, digests: list[str], cancel: threading.Event | N
         yield
 
 
-def _already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installed.InstalledModel | None:
+def already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installed.InstalledModel | None:
     try:
         model = installed.get(db, entry.id)
     except Exception:
@@ -144,10 +144,10 @@ def _pull_locked(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, 
     for source in plan.sources:
         try:
             log(f"trying {source.label}")
-            bundle, signed = _signature(source, entry, spec, cancel)
-            staged = _fetch_files(loc, db, source, entry, progress, cancel, log)
+            bundle, signed = check_signature(source, entry, spec, cancel)
+            staged = stage_files(loc, db, source, entry, progress, cancel, log)
             try:
-                model = _install(loc, db, cat, entry, source, bundle, signed, staged, spec)
+                model = install_staged(loc, db, cat, entry, source, bundle, signed, staged, spec)
             finally:
                 for s in staged:
                     if s.part is not None:
@@ -175,7 +175,7 @@ def spec_description(spec: TrustSpec) -> str:
     return spec.describe()
 
 
-def _signature(source: Source, entry: ModelEntry, spec: TrustSpec,
+def check_signature(source: Source, entry: ModelEntry, spec: TrustSpec,
                cancel: threading.Event | None) -> tuple[bytes, oms.SignedManifest]:
     bundle = source.read_small(entry.signature.bundle, cancel=cancel)
     signed = oms.signed_manifest(bundle, spec)  # Refused names signer and reason
@@ -192,7 +192,7 @@ def _signature(source: Source, entry: ModelEntry, spec: TrustSpec,
 
 
 @dataclass
-class _Staged:
+class Staged:
     """A file ready for install: a verified partial in quarantine, or an entry already in the store."""
 
     file: FileEntry
@@ -200,17 +200,17 @@ class _Staged:
     existing: os.stat_result | None
 
 
-def _fetch_files(loc: Locations, db: sqlite_utils.Database, source: Source, entry: ModelEntry,
-                 progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> list[_Staged]:
-    staged: list[_Staged] = []
+def stage_files(loc: Locations, db: sqlite_utils.Database, source: Source, entry: ModelEntry,
+                 progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> list[Staged]:
+    staged: list[Staged] = []
     try:
         for f in entry.files:
             st = _reusable_store_entry(loc, f)
             if st is not None:  # shared with another installed model, and still exactly these bytes
-                staged.append(_Staged(f, None, st))
+                staged.append(Staged(f, None, st))
                 continue
             part = Partial.open(loc.quarantine / f"{f.sha256}.part", f.size)
-            staged.append(_Staged(f, part, None))
+            staged.append(Staged(f, part, None))
             _fetch_one(db, source, entry, f, part, progress, cancel, log)
         return staged
     except BaseException:
@@ -271,8 +271,8 @@ def _reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None
     return None
 
 
-def _install(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry, source: Source,
-             bundle: bytes, signed: oms.SignedManifest, staged: list[_Staged], spec: TrustSpec) -> installed.InstalledModel:
+def install_staged(loc: Locations, db: sqlite_utils.Database, cat: LoadedCatalog, entry: ModelEntry, source: Source,
+             bundle: bytes, signed: oms.SignedManifest, staged: list[Staged], spec: TrustSpec) -> installed.InstalledModel:
     from vetted.trust.identity import to_json
 
     files = []

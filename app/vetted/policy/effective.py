@@ -63,6 +63,8 @@ class EffectivePolicy:
     hf_endpoint: Rule | None = None
     settings: dict[str, Rule] = field(default_factory=dict)
     audit_copies: list[Rule] = field(default_factory=list)
+    imports_allowed: Rule | None = None  # set when a document forbids imports
+    imports_only_catalog_signers: Rule | None = None
 
     # -- the rules, listed (for `vetted policy` and the Policy page)
     def rules(self) -> list[Rule]:
@@ -74,7 +76,8 @@ class EffectivePolicy:
                                                      "trusted_root": str(c.trusted_root) if c.trusted_root else None},
                                 c.source))
         for r in (self.users_may_add, self.require_publisher_signature, self.require_signed_card,
-                  self.require_spotcheck, self.network, self.hf_endpoint):
+                  self.require_spotcheck, self.network, self.hf_endpoint, self.imports_allowed,
+                  self.imports_only_catalog_signers):
             if r is not None:
                 out.append(r)
         out += [Rule("models.blocked_digests", d, s) for d, s in sorted(self.blocked.items())]
@@ -102,6 +105,21 @@ class EffectivePolicy:
 
     def may_use_users_catalog(self) -> bool:
         return self.users_may_add is None or bool(self.users_may_add.value)
+
+    def catalog_signers(self) -> list[TrustSpec]:
+        """Every signer of every allowed catalog (an air-gapped bundle of the organisation's
+        catalog is signed by one of them)."""
+        return [s for c in self.allowed or [] for s in c.signers]
+
+    def import_signers_rule(self) -> Rule | None:
+        """The rule that limits imports to the allowed catalogs' signers, if any does: the
+        explicit one, or `catalogs.allowed` with `catalogs.users_may_add` false (a bundle is a
+        catalog, and a person may not bring their own)."""
+        if self.imports_only_catalog_signers is not None:
+            return self.imports_only_catalog_signers
+        if self.allowed is not None and not self.may_use_users_catalog():
+            return self.users_may_add
+        return None
 
 
 def load() -> EffectivePolicy:
@@ -168,6 +186,10 @@ def _tighten(eff: EffectivePolicy, p: Policy, where: str) -> None:
         eff.settings.setdefault(key, Rule(key, value, where))  # the first (the machine's) lock stands
     if p.audit.copy_to:
         eff.audit_copies.append(Rule("audit.copy_to", p.audit.copy_to, where))
+    if not p.imports.allowed and eff.imports_allowed is None:
+        eff.imports_allowed = Rule("imports.allowed", False, where)
+    if p.imports.only_catalog_signers and eff.imports_only_catalog_signers is None:
+        eff.imports_only_catalog_signers = Rule("imports.only_catalog_signers", True, where)
 
 
 def _same_location(a: str, b: str) -> bool:

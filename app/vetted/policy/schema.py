@@ -14,7 +14,8 @@ spot-check suites) add sections of their own without touching these.
                    "require_spotcheck": true},
       "network":  {"mode": "offline" | "catalog_sources" | "any", "hf_endpoint": "https://..."},
       "settings": {"transfers.min_rate": 65536},
-      "audit":    {"copy_to": "/var/log/vetted/audit.jsonl"}
+      "audit":    {"copy_to": "/var/log/vetted/audit.jsonl"},
+      "imports":  {"allowed": true, "only_catalog_signers": true}
     }
 
 TRUST is a catalog signer object: {"kind": "key", "public_key_pem"}, {"kind":
@@ -95,6 +96,16 @@ class AuditCopy(_Strict):
     copy_to: str | None = None
 
 
+class Imports(_Strict):
+    """Air-gapped bundles (`vetted import`). `allowed: false` forbids them;
+    `only_catalog_signers` accepts only bundles whose catalog is signed by a signer of the
+    policy's allowed catalogs (not one a person names). With `catalogs.allowed` set and
+    `catalogs.users_may_add` false, that restriction holds anyway."""
+
+    allowed: bool = True
+    only_catalog_signers: bool = False
+
+
 class Policy(_Strict):
     schema_: Literal["vetted.policy/1"] = Field(alias="schema")
     catalogs: Catalogs = Field(default_factory=Catalogs)
@@ -103,6 +114,7 @@ class Policy(_Strict):
     network: Network = Field(default_factory=Network)
     settings: dict[str, float | int] = Field(default_factory=dict)
     audit: AuditCopy = Field(default_factory=AuditCopy)
+    imports: Imports = Field(default_factory=Imports)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
