@@ -1,4 +1,9 @@
-"""Library: installed models, their verification state, re-verify, remove, chat.
+"""Library: installed models, their verification state, re-verify, remove, chat, and
+"Import bundle…" for sites with no network (`Vetted.import_bundle`: every model or none).
+
+An import first tries the signers already trusted here (the catalogs' pinned signers and
+the organisation's); when none fits and the policy lets a person name one, it asks for
+the public key of the catalog's signer and tries again with it.
 
 The list is read through the runner whenever the core says a model was installed,
 removed or re-checked (wherever that happened), and when the page is shown; Re-verify
@@ -13,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-    QWidget,
+    QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from vetted.gui.bridge import Job, Runner, error_text
@@ -44,6 +49,13 @@ class LibraryPage(QWidget):
         self.verify_btn = QPushButton("Re-verify", accessibleName="Re-verify the selected model (full re-hash)")
         self.remove_btn = QPushButton("Remove", accessibleName="Remove the selected model")
         self.chat_btn = QPushButton("Chat", accessibleName="Start a chat with the selected model")
+        self.import_btn = QPushButton("Import bundle…", accessibleName="Import the models of an air-gapped bundle")
+        self.import_btn.setToolTip("Install every model of a bundle file made by vetted-admin bundle, "
+                                   "verified as a download would be (all of them or none)")
+        self.import_btn.clicked.connect(self.choose_bundle)
+        self.import_bar = QProgressBar(accessibleName="Import progress")
+        self.import_bar.hide()
+        self.import_job: Job | None = None
         self.verify_btn.clicked.connect(self.reverify)
         self.remove_btn.clicked.connect(self.remove)
         self.chat_btn.clicked.connect(lambda: self.current() and self.chat_requested.emit(self.current()))
@@ -55,9 +67,11 @@ class LibraryPage(QWidget):
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        buttons.addWidget(self.import_btn)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        layout.addWidget(self.import_bar)
         layout.addWidget(self.status)
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             b.setEnabled(False)
@@ -129,3 +143,70 @@ class LibraryPage(QWidget):
         self.status.setText(f"Removing {mid}…")
         return self.runner.run(lambda _job: app.remove(mid), on_done=lambda _r: self.status.setText(f"Removed {mid}."),
                                on_failed=lambda e: self.status.setText("✖ " + error_text(e)))
+
+    # -- air-gapped bundles ----------------------------------------------------------------
+
+    def choose_bundle(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, "Import a model bundle", "",
+                                                    "Vetted bundles (*.vbundle *.tar);;All files (*)")
+        if path:
+            self.import_bundle(path)
+
+    def import_bundle(self, path: str, key_pem: str | None = None) -> Job:
+        """Runs the import off the UI thread; `key_pem`: a public key file naming the signer."""
+        from pathlib import Path
+
+        app = self.runner.app
+        name = Path(path).name
+
+        def job(j: Job) -> Any:
+            signer = None
+            if key_pem:
+                from vetted.trust.identity import PublicKey
+
+                signer = PublicKey(Path(key_pem).read_bytes())
+            return app.import_bundle(Path(path), signer, cancel=j.cancel,
+                                     progress=lambda f, done, total: j.progress.emit((f, done, total)))
+
+        self.import_btn.setEnabled(False)
+        self.import_bar.setValue(0)
+        self.import_bar.show()
+        self.status.setText(f"Importing {one_line(name)}: checking the catalog's signature, then every model…")
+        self.import_job = self.runner.run(job, lane="download", on_progress=self._import_progress,
+                                          on_done=self._imported,
+                                          on_failed=lambda e: self._import_failed(e, path, key_pem))
+        return self.import_job
+
+    def _import_progress(self, p: tuple[str, int, int]) -> None:
+        name, done, total = p
+        self.import_bar.setValue(int(done * 100 / total) if total else 100)
+        self.import_bar.setFormat(f"{one_line(name)}: %p%")
+
+    def _import_done(self) -> None:
+        self.import_btn.setEnabled(True)
+        self.import_bar.hide()
+        self.import_job = None
+
+    def _imported(self, result: Any) -> None:
+        self._import_done()
+        c = result.catalog
+        got = [m.model_id for m in result.installed]
+        parts = [f"✔ Imported {len(got)} model(s) from catalog {one_line(c.catalog.id)} v{c.catalog.version}, "
+                 f"signed by {one_line(c.signer)}: {', '.join(got) or 'none new'}."]
+        if result.already:
+            parts.append(f"Already installed: {', '.join(result.already)}.")
+        self.status.setText(" ".join(parts))
+
+    def _import_failed(self, exc: BaseException, path: str, key_pem: str | None) -> None:
+        from vetted.errors import InputError
+
+        self._import_done()
+        if isinstance(exc, InputError) and "no signer" in exc.found and key_pem is None:
+            self.status.setText("No signer trusted here signs this bundle's catalog. Choose the public key of "
+                                "the catalog's signer (from your organisation) to check it against.")
+            key, _f = QFileDialog.getOpenFileName(self, "Public key of the catalog's signer", "",
+                                                  "PEM public keys (*.pem *.pub);;All files (*)")
+            if key:
+                self.import_bundle(path, key)
+            return
+        self.status.setText("✖ Not imported; nothing was installed.\n\n" + error_text(exc))
