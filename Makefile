@@ -11,8 +11,11 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 APT_PKGS := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
             libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 curl
 SHOT_PKGS := xvfb xauth fonts-dejavu-core fonts-noto-color-emoji
+# The CNCF distribution registry, for tests/test_oci.py: the tests start /usr/bin/docker-registry
+# themselves on 127.0.0.1 (the package's own service is not used).
+TEST_APT_PKGS := docker-registry
 
-.PHONY: setup system-deps run check test test-fast bench screenshots clean
+.PHONY: setup system-deps test-deps run check test test-fast bench screenshots clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -55,10 +58,18 @@ check: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-test: check
+test-deps:
+	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: check test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-test-fast: check
+test-fast: check test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: setup

@@ -68,8 +68,51 @@ class HuggingFaceSource(Strict):
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
 
 
+# The OCI distribution spec's repository name grammar (path components, lower case).
+_OCI_REPOSITORY = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+_LOOPBACK_HTTP = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)"
+
+
+class OciSource(Strict):
+    """An OCI registry holding the model as artifact layers of one manifest.
+
+    The manifest is pinned by digest, never by tag: a tag can be moved by whoever can push
+    to the registry, while the signed catalog decides which manifest (and so which layers)
+    is meant.
+    """
+
+    registry: str  # base URL; requests go to REGISTRY/v2/REPOSITORY/...
+    repository: str = Field(max_length=255)
+    manifest: str
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_url(cls, url: str) -> str:
+        if not (re.fullmatch(r"https://[^\s/?#@]+(/[^\s?#]*)?", url) or re.match(_LOOPBACK_HTTP, url)) \
+                or re.search(r"[\s?#]", url):
+            raise ValueError(f"registry {url!r} must be an https:// URL (plain http only on loopback)")
+        return url
+
+    @field_validator("repository")
+    @classmethod
+    def _repository_name(cls, name: str) -> str:
+        if not re.fullmatch(_OCI_REPOSITORY, name):
+            raise ValueError(f"repository {name!r} is not an OCI repository name "
+                             "(lower-case path components of letters, digits and . _ __ -)")
+        return name
+
+    @field_validator("manifest")
+    @classmethod
+    def _pinned(cls, ref: str) -> str:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", ref):
+            raise ValueError(f"manifest {ref!r} must be pinned by digest (sha256:<64 hex digits>), "
+                             "not a tag: a tag can move")
+        return ref
+
+
 class Sources(Strict):
     huggingface: HuggingFaceSource | None = None
+    oci: OciSource | None = None
     mirrors: list[str] = Field(default_factory=list)  # base URLs; a file is BASE/NAME
     local: list[str] = Field(default_factory=list)  # folders, relative to the catalog file
 
@@ -77,14 +120,14 @@ class Sources(Strict):
     @classmethod
     def _https(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if not re.match(r"^https://[^\s/]+", url) and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url):
+            if not re.match(r"^https://[^\s/]+", url) and not re.match(_LOOPBACK_HTTP, url):
                 raise ValueError(f"mirror {url!r} must be an https:// URL (plain http only on loopback)")
         return urls
 
     @model_validator(mode="after")
     def _some(self) -> "Sources":
-        if not (self.huggingface or self.mirrors or self.local):
-            raise ValueError("at least one source (huggingface, mirrors or local) is required")
+        if not (self.huggingface or self.oci or self.mirrors or self.local):
+            raise ValueError("at least one source (huggingface, oci, mirrors or local) is required")
         return self
 
 

@@ -1,4 +1,5 @@
-"""Where a catalog says a model's bytes can be had, tried in the catalog's order.
+"""Where a catalog says a model's bytes can be had, tried in a fixed order: Hugging Face,
+an OCI registry (fetch/oci.py), mirrors, local folders.
 
 Each source only moves bytes. Whether they are the right bytes is decided elsewhere,
 from the signed catalog and the publisher's signature, never from anything a source
@@ -155,6 +156,14 @@ def sources_for(entry: ModelEntry, catalog_base: str | None, limits: TransferLim
     elif s.huggingface:
         plan.sources.append(HuggingFace(f"huggingface {s.huggingface.repo}@{s.huggingface.commit[:12]}",
                                         s.huggingface.repo, s.huggingface.commit, limits, hf_endpoint))
+    if s.oci and local_only:
+        plan.skipped.append(f"OCI registry {s.oci.registry} ({s.oci.repository}): {local_only}")
+    elif s.oci:
+        from vetted.fetch.oci import OciRegistry, describe  # it builds on Source, defined here
+
+        files = {f.name: (f.sha256, f.size) for f in entry.files}
+        plan.sources.append(OciRegistry(describe(s.oci.registry, s.oci.repository, s.oci.manifest), s.oci.registry,
+                                        s.oci.repository, s.oci.manifest, files, entry.signature.bundle, limits))
     for url in s.mirrors:
         if local_only:
             plan.skipped.append(f"mirror {url}: {local_only}")
