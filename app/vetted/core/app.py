@@ -22,7 +22,7 @@ from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog
 from vetted.core import events as ev
 from vetted.core.policy_gate import CatalogUse, PolicyGate
-from vetted.core.results import CatalogState, ModelRow, PinResult, Removed
+from vetted.core.results import CatalogState, ModelRow, PinResult, Removed, SetupState
 from vetted.core.settings import CatalogSubscription, Settings, SignerConflict
 from vetted.errors import Fix, Refused, Remedy, VettedError
 from vetted.net.limits import TransferLimits
@@ -218,6 +218,35 @@ class Vetted:
             audit.record(self.db, "catalog.pin", location, "info", "signer pinned by user", signer.describe())
         self.events.emit(ev.CATALOGS_CHANGED)
         return PinResult(location, signer.describe(), replaced)
+
+    def setup_state(self) -> SetupState:
+        """For a first run (an installed app with no catalog and no model yet): whether to
+        welcome the person, and which of the first steps the organisation's policy allows."""
+        p = self.policy()
+        uses = self.catalog_uses()
+        add_blocked = import_blocked = None
+        if p.broken is not None:
+            add_blocked = import_blocked = p.broken.line()
+        else:
+            if not p.may_use_users_catalog() and p.users_may_add is not None:
+                add_blocked = (f"your organisation does not allow adding catalogs (rule catalogs.users_may_add, "
+                               f"from {p.users_may_add.source})")
+            if p.imports_allowed is not None:
+                import_blocked = (f"your organisation does not allow importing bundles (rule imports.allowed, "
+                                  f"from {p.imports_allowed.source})")
+        return SetupState(not uses and not installed.all_models(self.db),
+                          [u.location for u in uses if u.managed_by], add_blocked, import_blocked)
+
+    @staticmethod
+    def signer(data: dict[str, Any]) -> Any:
+        """A signer from a front end's form: {"kind": "key", "public_key_pem"}, {"kind":
+        "certificate", "chain_pem", "identity"} or {"kind": "sigstore", "identity", "issuer"};
+        malformed input is an `InputError` naming the field."""
+        from vetted.trust.identity import from_json
+
+        spec = from_json(data)
+        spec.describe()  # a key or chain that cannot be read fails here, not at first use
+        return spec
 
     def model_rows(self, states: list[CatalogState]) -> list[ModelRow]:
         """Catalog entries with install state, memory fit and what the organisation's policy

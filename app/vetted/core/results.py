@@ -88,3 +88,14 @@ class PinResult:
 class Removed:
     model_id: str
     deleted: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SetupState:
+    """What a first run needs to know: is there anything to show yet, and what may the
+    person set up themselves (each refusal worded with its rule and source)."""
+
+    needs_setup: bool  # no catalog in use and no model installed
+    managed_catalogs: list[str]  # locations the organisation's policy provides
+    add_catalog_blocked: str | None  # why a person may not add a catalog, if they may not
+    import_blocked: str | None  # why a person may not import a bundle, if they may not

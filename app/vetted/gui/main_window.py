@@ -4,7 +4,8 @@ It builds the shared pieces — the `Runner` (all core work off the UI thread), 
 `CoreEvents` adapter (what changed, as Qt signals) and `CatalogRows` (the verified
 catalogs Discover and Compare show) — hands them to the pages, and routes navigation
 between pages (download this, chat with that). It refreshes no page: each page follows
-the core events it cares about, and owns its own widgets.
+the core events it cares about, and owns its own widgets. On a first run (no catalog, no
+model: a freshly installed app) a Welcome page comes first (`Vetted.setup_state`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from vetted.gui.events import CoreEvents
 from vetted.gui.library import LibraryPage
 from vetted.gui.policy_view import PolicyPage
 from vetted.gui.settings_view import SettingsPage
+from vetted.gui.welcome import WelcomePage
 
 if TYPE_CHECKING:
     from vetted.core.app import Vetted
@@ -54,10 +56,16 @@ class MainWindow(QMainWindow):
         self.audit = AuditPage(self.runner)
         self.settings_page = SettingsPage(self.runner, self.events)
         self.policy = PolicyPage(self.runner)
-        for w in (self.discover, self.compare, self.downloads, self.library, self.chat, self.audit,
-                  self.settings_page, self.policy):
+        self.welcome = WelcomePage(self.runner)
+        self.pages: dict[str, QWidget] = dict(zip(PAGES + ["Welcome"], (
+            self.discover, self.compare, self.downloads, self.library, self.chat, self.audit, self.settings_page,
+            self.policy, self.welcome)))
+        for w in self.pages.values():
             self.stack.addWidget(w)
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._on_nav_row)
+        self.welcome.catalog_added.connect(self._catalog_added)
+        self.welcome.import_requested.connect(self._import_from_welcome)
+        self.welcome.done.connect(self.close_welcome)
         self.discover.download_requested.connect(self.start_download)
         self.library.chat_requested.connect(self.chat_with)
         self.runner.unhandled.connect(lambda exc: self.statusBar().showMessage("✖ " + error_text(exc), 15_000))
@@ -72,13 +80,47 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         else:
             self.resize(1200, 760)
-        self.nav.setCurrentRow(int(self.qsettings.value("page", 0)))
+        page = str(self.qsettings.value("page", PAGES[0]))
+        self.go(page if page in PAGES else PAGES[0])
         self._closed = False
         # verify catalogs once the window has painted: the first frame waits for nothing
         QTimer.singleShot(0, self.reload_catalogs)
+        self.runner.run(lambda _job: app.setup_state(), key="setup.state", on_done=self._first_run)
 
     def go(self, name: str) -> None:
-        self.nav.setCurrentRow(PAGES.index(name))
+        for row in range(self.nav.count()):
+            if self.nav.item(row).text() == name:
+                self.nav.setCurrentRow(row)
+                return
+
+    def current_page(self) -> str:
+        item = self.nav.currentItem()
+        return item.text() if item is not None else PAGES[0]
+
+    def _on_nav_row(self, row: int) -> None:
+        if row >= 0:
+            self.stack.setCurrentWidget(self.pages[self.nav.item(row).text()])
+
+    # -- first run ---------------------------------------------------------------------
+
+    def _first_run(self, state: object) -> None:
+        self.welcome.show_state(state)
+        if getattr(state, "needs_setup", False) and self.nav.item(0).text() != "Welcome":
+            self.nav.insertItem(0, "Welcome")
+            self.go("Welcome")
+
+    def close_welcome(self) -> None:
+        if self.nav.count() and self.nav.item(0).text() == "Welcome":
+            self.go("Discover")
+            self.nav.takeItem(0)
+
+    def _catalog_added(self, _location: str) -> None:
+        self.reload_catalogs()
+        self.close_welcome()
+
+    def _import_from_welcome(self) -> None:
+        self.go("Library")
+        self.library.choose_bundle()
 
     def reload_catalogs(self) -> Job:
         """Verifies the pinned catalogs again (off the UI thread); Discover and Compare follow."""
@@ -96,7 +138,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self.qsettings.setValue("geometry", self.saveGeometry())
-            self.qsettings.setValue("page", self.nav.currentRow())
+            self.qsettings.setValue("page", self.current_page() if self.current_page() in PAGES else PAGES[0])
             self.qsettings.sync()
             self.events.close()
             self.discover.shutdown()
