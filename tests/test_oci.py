@@ -417,7 +417,7 @@ def guarded(tmp_path: Path) -> Iterator[tuple[Registry, TokenServer, _Front]]:
 def test_token_auth_sends_credentials_only_to_the_token_service_and_the_token_never_to_storage(
         tmp_path, loc, signing_key, cli, guarded) -> None:
     reg, tokens, front = guarded
-    alice = {"VETTED_OCI_USERNAME": "alice", "VETTED_OCI_PASSWORD": "s3cret"}
+    alice = {"VETTED_OCI_USERNAME": "alice", "VETTED_OCI_PASSWORD": "s3cret", "VETTED_OCI_REGISTRY": front.url}
     anonymous = cli("oci-push", "--catalog", str(build(tmp_path / "cat0", signing_key[0])), "--registry",
                     front.url, "--repository", REPO, tool="vetted-admin")
     assert anonymous.returncode == 1 and "answered HTTP 401 without a token" in anonymous.stderr
@@ -428,6 +428,13 @@ def test_token_auth_sends_credentials_only_to_the_token_service_and_the_token_ne
     assert denied.returncode == 1, denied.stdout + denied.stderr
     assert "token for" in denied.stdout and "HTTP 401" in denied.stdout
     assert "set VETTED_OCI_USERNAME and VETTED_OCI_PASSWORD" in denied.stdout
+    assert_nothing_installed(loc, cli)
+    # credentials issued for another registry are not offered to this one
+    tokens.requests.clear()
+    elsewhere = cli("pull", "tiny", env={**alice, "VETTED_OCI_REGISTRY": "https://registry.example.org"})
+    assert elsewhere.returncode == 1
+    assert "VETTED_OCI_USERNAME is for https://registry.example.org (from VETTED_OCI_REGISTRY), not" in elsewhere.stdout
+    assert all(t.authorization is None for t in tokens.requests)
     assert_nothing_installed(loc, cli)
 
     front.seen.clear()
@@ -449,6 +456,60 @@ def test_token_auth_sends_credentials_only_to_the_token_service_and_the_token_ne
         f"/sha256:{d}" for d in ([_bundle_digest(p)] + [p.sha256])]
     assert [auth for _o, _p, auth in storage_side] == [None, None]
     assert "s3cret" not in json.dumps([row for row in Vetted(loc).audit_entries()])
+
+
+class _Collector:
+    """A "registry" that answers every request 401 Basic and keeps the Authorization it gets:
+    what a catalog signed by someone else could name to collect the organisation's password."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.seen: list[str | None] = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_a) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                outer.seen.append(self.headers.get("Authorization"))
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_a_catalog_cannot_send_the_organisations_registry_password_to_a_registry_it_names(
+        tmp_path, loc, signing_key, cli, oci_registry) -> None:
+    """The credentials belong to the registry VETTED_OCI_REGISTRY names; a third party's
+    catalog pointing at its own "registry" gets nothing (without the binding it got the
+    password in clear, as HTTP Basic)."""
+    collector = _Collector()
+    try:
+        cat = build(tmp_path / "evil", signing_key[0])
+        doc = json.loads(cat.read_text())
+        doc["models"][0]["sources"] = {"oci": {"registry": collector.url, "repository": "x/y",
+                                               "manifest": "sha256:" + "0" * 64}}
+        cat.write_text(json.dumps(doc))
+        from vetted.authoring.publish import sign_file_or_folder
+
+        sign_file_or_folder(cat, signing_key[0], cat.with_name("catalog.json.sig"))
+        assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
+        secret = {"VETTED_OCI_USERNAME": "robot$org-reader", "VETTED_OCI_PASSWORD": "ORG-SECRET"}
+        for extra in ({}, {"VETTED_OCI_REGISTRY": oci_registry.url}):
+            r = cli("pull", "tiny", env={**secret, **extra})
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "asks for a user name and password" in r.stdout and "so it was not sent" in r.stdout
+        assert collector.seen and collector.seen == [None] * len(collector.seen)
+        assert_nothing_installed(loc, cli)
+    finally:
+        collector.server.shutdown()
+        collector.server.server_close()
 
 
 def _bundle_digest(p: Pushed) -> str:

@@ -12,7 +12,10 @@ its file name (`org.opencontainers.image.title`).
 Access is anonymous unless the registry asks: a `401` with `WWW-Authenticate: Bearer`
 sends Vetted to the named token service (with `VETTED_OCI_USERNAME`/`VETTED_OCI_PASSWORD`
 as HTTP Basic if set, and only to a token service on the registry's own host), `Basic`
-uses those variables directly. The token goes only to the registry's origin: the HTTP
+uses those variables directly. The credentials belong to one registry, named by
+`VETTED_OCI_REGISTRY` (its origin, e.g. https://registry.example.org): they are never
+offered to any other, since the registry is chosen by whoever signed a catalog, and a
+catalog someone else signs must not be able to collect the organisation's password. The token goes only to the registry's origin: the HTTP
 layer drops it on any redirect to another origin (object storage, where registries send
 blob downloads).
 """
@@ -43,6 +46,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 TITLE = "org.opencontainers.image.title"
 USERNAME_ENV = "VETTED_OCI_USERNAME"
 PASSWORD_ENV = "VETTED_OCI_PASSWORD"
+REGISTRY_ENV = "VETTED_OCI_REGISTRY"  # the one registry (origin) the credentials are for
 
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
@@ -103,9 +107,28 @@ class _Challenge(Exception):
         self.header = header
 
 
-def _credentials() -> tuple[str, str] | None:
+def _credentials(registry: str) -> tuple[str, str] | None:
+    """The credentials, only for the registry they were issued for (`VETTED_OCI_REGISTRY`)."""
     user = os.environ.get(USERNAME_ENV)
-    return (user, os.environ.get(PASSWORD_ENV, "")) if user else None
+    if not user:
+        return None
+    meant = os.environ.get(REGISTRY_ENV, "").strip()
+    try:
+        if not meant or http.origin(meant) != http.origin(registry):
+            return None
+    except Exception:  # an unparsable VETTED_OCI_REGISTRY names no registry
+        return None
+    return (user, os.environ.get(PASSWORD_ENV, ""))
+
+
+def _not_for(registry: str) -> str:
+    """Why credentials that are set were not offered (empty when none are set)."""
+    if not os.environ.get(USERNAME_ENV):
+        return ""
+    meant = os.environ.get(REGISTRY_ENV, "").strip()
+    if not meant:
+        return f"; {USERNAME_ENV} is set but {REGISTRY_ENV} does not name the registry it is for, so it was not sent"
+    return f"; {USERNAME_ENV} is for {meant} (from {REGISTRY_ENV}), not {registry}, so it was not sent"
 
 
 def _basic(creds: tuple[str, str]) -> str:
@@ -154,11 +177,12 @@ class OciRegistry(Source):
 
     def _authenticate(self, header: str, cancel: threading.Event | None) -> None:
         scheme, params = parse_challenge(header)
-        creds = _credentials()
+        creds = _credentials(self.registry)
+        self._withheld = _not_for(self.registry) if creds is None else ""
         if scheme == "basic":
             if creds is None:
-                raise DownloadError(f"registry {self._where}", "asks for a user name and password",
-                                    f"set {USERNAME_ENV} and {PASSWORD_ENV}")
+                raise DownloadError(f"registry {self._where}", "asks for a user name and password" + self._withheld,
+                                    f"set {USERNAME_ENV} and {PASSWORD_ENV}, and {REGISTRY_ENV} to this registry")
             self._auth = {"Authorization": _basic(creds)}
             return
         if scheme != "bearer" or not params.get("realm"):
@@ -173,19 +197,23 @@ class OciRegistry(Source):
         url = realm.url + ("&" if "?" in realm.url else "?") + urllib.parse.urlencode(query)
         headers: dict[str, str] = {}
         if creds is not None and realm.host == http.target(self.registry).host:
-            headers["Authorization"] = _basic(creds)  # only to a token service on the registry's own host
+            # only to a token service on the registry's own host (Harbor, Artifactory and the
+            # CNCF registry's token servers live there, often on another port), over https
+            # or loopback (checked above); the credentials are bound to this registry anyway
+            headers["Authorization"] = _basic(creds)
         elif creds is not None:
-            self._withheld = (f"; {USERNAME_ENV} was not sent to the token service {realm.host}, which is not "
-                              "the registry's host")
+            self._withheld = (f"; {USERNAME_ENV} was not sent to the token service {realm.url}, which is not "
+                              "on the registry's host")
         try:
             with http.get(url, headers, self.limits, cancel) as resp:
                 raw = resp.read(TOKEN_CAP)
         except http.Cancelled:
             raise
         except DownloadError as exc:
-            raise DownloadError(f"token for {self._where}", f"{exc.checked}: {exc.found}",
+            raise DownloadError(f"token for {self._where}", f"{exc.checked}: {exc.found}{self._withheld}",
                                 f"check {USERNAME_ENV} / {PASSWORD_ENV}" if creds else
-                                f"the registry needs credentials: set {USERNAME_ENV} and {PASSWORD_ENV}") from None
+                                f"the registry needs credentials: set {USERNAME_ENV} and {PASSWORD_ENV}, and "
+                                f"{REGISTRY_ENV} to this registry") from None
         try:
             doc = json.loads(raw) if len(raw) <= TOKEN_CAP else None
         except (ValueError, UnicodeDecodeError):
