@@ -204,3 +204,57 @@ def test_an_extra_document_alone_applies_and_a_broken_one_fails_closed(monkeypat
     write(extra, "{not json", mode=0o600)
     eff = effective.load()
     assert eff.broken is not None and "is not a valid vetted.policy/1: not valid JSON" in eff.broken.line()
+
+
+def test_an_extra_documents_catalogs_grant_nothing_the_machine_did_not(monkeypatch, tmp_path, signing_key,
+                                                                       db) -> None:
+    """Review finding: with no allowed list from the machine, a second document's catalogs
+    were adopted as the organisation's: a person's own catalog got past `users_may_add: false`
+    and the `catalog_sources` network rule. Now they are used only as a person's own would be."""
+    from vetted.core.policy_gate import CatalogUse, PolicyGate
+    from vetted.policy.effective import PolicyRefused
+
+    mine = "http://127.0.0.1:8766/catalog.json"
+    extra = write(tmp_path / "extra.json", {"schema": "vetted.policy/1", "catalogs": {"allowed": [
+        {"location": mine, "signers": [key_signer(signing_key[1])]}]}})
+    monkeypatch.setenv(sources.EXTRA_ENV, str(extra))
+    machine = write(tmp_path / "etc" / "policy.json", {"schema": "vetted.policy/1",
+                                                       "catalogs": {"users_may_add": False},
+                                                       "network": {"mode": "catalog_sources"}})
+    monkeypatch.setattr(sources, "LINUX_PATH", machine)
+    gate = PolicyGate(effective.load())
+    assert gate.catalogs([]) == []  # the person may not add catalogs: the extra one is not the organisation's
+    assert gate.policy.allowed_catalog(mine) is None and gate.policy.catalog_signers() == []
+    with pytest.raises(PolicyRefused, match=r"does not allow adding catalogs \(rule catalogs.users_may_add"):
+        gate.check_pin(db, mine)
+    with pytest.raises(PolicyRefused, match=r"rule catalogs.users_may_add"):
+        gate.import_signers(db, "bundle", None, [])
+
+    write(machine, {"schema": "vetted.policy/1", "network": {"mode": "catalog_sources"}})  # users may add
+    gate = PolicyGate(effective.load())
+    [use] = gate.catalogs([])
+    assert use.location == mine and use.managed_by is None  # the person's own, not the organisation's
+    with pytest.raises(PolicyRefused, match=r"only the organisation's own catalogs may be fetched over the network"):
+        gate.check_fetch(db, use)
+    assert gate.pull_network(type("Cat", (), {"location": mine})())[0] is not None  # its models: no network
+
+    monkeypatch.setattr(sources, "LINUX_PATH", tmp_path / "absent.json")  # no machine policy: the extra one rules
+    gate = PolicyGate(effective.load())
+    assert gate.catalogs([]) == [CatalogUse(mine, list(gate.policy.allowed[0].signers), None, str(extra))]
+
+
+def test_users_may_add_false_also_keeps_out_bundles_of_the_persons_own(monkeypatch, tmp_path, signing_key,
+                                                                      db) -> None:
+    """Review finding: `users_may_add: false` without an allowed list let `vetted import`
+    bring in a catalog of the person's own."""
+    from vetted.core.policy_gate import PolicyGate
+    from vetted.policy.effective import PolicyRefused
+    from vetted.trust.identity import PublicKey
+
+    monkeypatch.setattr(sources, "LINUX_PATH", tmp_path / "absent.json")
+    extra = write(tmp_path / "extra.json", {"schema": "vetted.policy/1", "catalogs": {"users_may_add": False}})
+    monkeypatch.setenv(sources.EXTRA_ENV, str(extra))
+    gate = PolicyGate(effective.load())
+    with pytest.raises(PolicyRefused, match=r"only bundles signed by the organisation's catalog signers .* "
+                                            r"\(rule catalogs.users_may_add, from "):
+        gate.import_signers(db, "b.vbundle", PublicKey(signing_key[1].read_bytes()), [])

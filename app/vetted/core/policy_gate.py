@@ -70,8 +70,11 @@ class PolicyGate:
     def catalogs(self, user_pins: list[Any]) -> list[CatalogUse]:
         """The policy's catalogs (its signers win), then the person's own where allowed."""
         p = self.policy
-        out = [CatalogUse(c.location, list(c.signers), c.trusted_root, c.source) for c in p.allowed or []]
-        if p.may_use_users_catalog():
+        out = [CatalogUse(c.location, list(c.signers), c.trusted_root, c.source) for c in p.allowed or []
+               if c.granted]
+        if p.may_use_users_catalog():  # what a tightening document lists is used as the person's own
+            out += [CatalogUse(c.location, list(c.signers), c.trusted_root, None) for c in p.allowed or []
+                    if not c.granted]
             managed = {normalise_location(c.location) for c in out}
             for sub in user_pins:
                 if normalise_location(sub.location) not in managed:

@@ -40,6 +40,10 @@ class AllowedCatalog:
     signers: tuple[TrustSpec, ...]
     trusted_root: Path | None
     source: str
+    # The organisation provides it (the first document in force listed it). A catalog only
+    # a later, tightening document lists restricts but grants nothing: it is used only as
+    # a person's own catalog would be (if users may add catalogs, under the network rule).
+    granted: bool = True
 
     def keys(self) -> set[str]:
         return {spec_key(s) for s in self.signers}
@@ -97,9 +101,10 @@ class EffectivePolicy:
                              action or "this is your organisation's policy; ask its administrator")
 
     def allowed_catalog(self, location: str) -> AllowedCatalog | None:
+        """The organisation's own catalog at `location` (granted by the policy), if any."""
         norm = normalise_location(location)
         for c in self.allowed or []:
-            if normalise_location(c.location) == norm:
+            if c.granted and normalise_location(c.location) == norm:
                 return c
         return None
 
@@ -109,15 +114,15 @@ class EffectivePolicy:
     def catalog_signers(self) -> list[TrustSpec]:
         """Every signer of every allowed catalog (an air-gapped bundle of the organisation's
         catalog is signed by one of them)."""
-        return [s for c in self.allowed or [] for s in c.signers]
+        return [s for c in self.allowed or [] if c.granted for s in c.signers]
 
     def import_signers_rule(self) -> Rule | None:
         """The rule that limits imports to the allowed catalogs' signers, if any does: the
-        explicit one, or `catalogs.allowed` with `catalogs.users_may_add` false (a bundle is a
-        catalog, and a person may not bring their own)."""
+        explicit one, or `catalogs.users_may_add` false (a bundle is a catalog, and a person
+        may not bring their own)."""
         if self.imports_only_catalog_signers is not None:
             return self.imports_only_catalog_signers
-        if self.allowed is not None and not self.may_use_users_catalog():
+        if not self.may_use_users_catalog():
             return self.users_may_add
         return None
 
@@ -144,12 +149,14 @@ def load() -> EffectivePolicy:
 
 
 def _tighten(eff: EffectivePolicy, p: Policy, where: str) -> None:
+    first = not eff.documents  # the machine's document (or, with none, the only one in force)
     eff.managed = True
     eff.documents.append(where)
     if p.catalogs.allowed is not None:
         mine = [AllowedCatalog(c.location, tuple(s.spec(Path(c.trusted_root) if c.trusted_root else None)
                                                  for s in c.signers),
-                               Path(c.trusted_root) if c.trusted_root else None, where) for c in p.catalogs.allowed]
+                               Path(c.trusted_root) if c.trusted_root else None, where, granted=first)
+                for c in p.catalogs.allowed]
         if eff.allowed is None:
             eff.allowed = mine
         else:  # both restrict: a catalog must be allowed by both, with signers both accept
@@ -160,7 +167,8 @@ def _tighten(eff: EffectivePolicy, p: Policy, where: str) -> None:
                     continue
                 signers = tuple(s for s in c.signers if spec_key(s) in other.keys())
                 if signers:
-                    kept.append(AllowedCatalog(c.location, signers, c.trusted_root, f"{c.source} and {where}"))
+                    kept.append(AllowedCatalog(c.location, signers, c.trusted_root, f"{c.source} and {where}",
+                                               c.granted))
             eff.allowed = kept
     if not p.catalogs.users_may_add:
         eff.users_may_add = Rule("catalogs.users_may_add", False, where)
