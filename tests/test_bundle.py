@@ -88,7 +88,7 @@ def nothing_installed(home: Path, cli) -> None:
     from vetted.store.db import open_db
 
     assert open_db(home / "data" / "vetted.sqlite3").execute("SELECT count(*) FROM installed_models").fetchone()[0] == 0
-    store = home / "data" / "store"
+    store = home / "data" / "models"
     blobs = [p for p in store.rglob("*") if p.is_file() and "signatures" not in p.parts] if store.exists() else []
     assert blobs == []
     quarantine = home / "data" / "quarantine"
@@ -425,3 +425,52 @@ def test_a_model_imported_under_a_foreign_signer_stops_running_once_the_policy_l
     finally:
         os.environ.pop(sources.EXTRA_ENV)
     Vetted(locations()).gate().gate_load(Vetted(locations()).db, "alpha", "chat")  # unmanaged again: it runs
+
+
+def test_two_models_sharing_one_file_import_together(tmp_path, signing_key, cli):
+    """Review finding: the second model re-staged the shared file's partial and the first
+    model stayed installed when the import failed. Now the file is staged once, and both
+    models install from it."""
+    shared = make_model(tmp_path / "src", name="shared.gguf", size=250_000)
+    models = [{"id": m, "name": m, "publisher": "Org", "license": "MIT", "path": str(shared)} for m in ("m1", "m2")]
+    cat = build(tmp_path / "org", signing_key[0], models=models)
+    bundle = quick_bundle(cat, tmp_path / "shared.vbundle", "m1", "m2")
+    home = tmp_path / "site"
+    r = cli("import", str(bundle), "--key", str(signing_key[1]), env={"VETTED_HOME": str(home)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "installed: m1" in r.stdout and "installed: m2" in r.stdout
+    blobs = [p for p in (home / "data" / "models").rglob("*") if p.is_file() and "signatures" not in p.parts]
+    assert len(blobs) == 1
+    assert list((home / "data" / "quarantine").glob("*.part")) == []
+    check = cli("check", "m2", "--full", env={"VETTED_HOME": str(home)})
+    assert check.returncode == 0, check.stdout
+
+
+def test_a_failure_while_installing_rolls_back_what_the_import_installed(tmp_path, org, signing_key, loc,
+                                                                        monkeypatch):
+    """A disk that fills up (or a store someone tampers with) after the first model is in:
+    the first is removed again, nothing is left in quarantine, and the refusal is audited."""
+    from vetted.core import Vetted
+    from vetted.errors import StoreError
+    from vetted.install import pull as pulling
+    from vetted.trust.identity import PublicKey
+
+    bundle = quick_bundle(org, tmp_path / "org.vbundle")
+    real, calls = pulling.install_staged, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[3].id)
+        if len(calls) == 2:
+            raise StoreError("installing beta", "no space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pulling, "install_staged", second_fails)
+    app = Vetted(loc)
+    with pytest.raises(StoreError, match="no space left on device"):
+        app.import_bundle(bundle, PublicKey(signing_key[1].read_bytes()))
+    assert calls == ["alpha", "beta"]
+    nothing_installed(loc.data.parent, None)
+    rows = [r for r in audit.entries(app.db) if r["action"] in ("bundle.import", "model.remove")]
+    assert [(r["action"], r["subject"], r["result"]) for r in rows[-2:]] == [
+        ("model.remove", "alpha", "info"), ("bundle.import", str(bundle), "refused")]
+    assert "rolled back" in rows[-2]["reason"] and "no space left on device" in rows[-1]["reason"]

@@ -39,7 +39,7 @@ import sqlite_utils
 
 from vetted.catalog.schema import MAX_CATALOG_BYTES, ModelEntry, check_file_name
 from vetted.catalog.signed import LoadedCatalog
-from vetted.errors import DownloadError, Refused
+from vetted.errors import DownloadError, Refused, StoreError
 from vetted.fetch.sources import SIGNATURE_CAP, Source
 from vetted.fetch.stream import BLOCK, Partial, Progress, pump
 from vetted.install import pull as pulling
@@ -269,6 +269,13 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
     digests = [f.sha256 for e in entries for f in e.files]
     staged_all: list[tuple[ModelEntry, BundleSource, bytes, oms.SignedManifest, list[pulling.Staged]]] = []
     already: list[str] = []
+    staging: set[str] = set()  # digests staged for an earlier model of this import (two models, one file)
+
+    def refuse(exc: BaseException) -> None:
+        if isinstance(exc, (Refused, DownloadError, StoreError)) and not isinstance(exc, Cancelled):
+            audit.record(db, "bundle.import", str(bundle.path), "refused", exc.line(), cat.signer,
+                         {"catalog": f"{cat.catalog.id} v{cat.catalog.version}"})
+
     with pulling.digest_locks(loc, digests, cancel, say):
         try:
             for entry in entries:
@@ -281,22 +288,31 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                 say(f"{entry.id}: checking its publisher signature")
                 sig, signed = pulling.check_signature(source, entry, spec, cancel)
                 say(f"{entry.id}: copying into quarantine and hashing")
-                staged = pulling.stage_files(loc, db, source, entry, progress, cancel, say)
+                staged = pulling.stage_files(loc, db, source, entry, progress, cancel, say, shared=set(staging))
+                staging.update(f.sha256 for f in entry.files)
                 staged_all.append((entry, source, sig, signed, staged))
         except BaseException as exc:
             for _e, _s, _b, _sig, staged in staged_all:
                 for s in staged:
                     if s.part is not None:
                         s.part.discard()
-            if isinstance(exc, (Refused, DownloadError)) and not isinstance(exc, Cancelled):
-                audit.record(db, "bundle.import", str(bundle.path), "refused", exc.line(), cat.signer,
-                             {"catalog": f"{cat.catalog.id} v{cat.catalog.version}"})
+            refuse(exc)
             raise
-        models = []
+        models: list[installed.InstalledModel] = []
         try:
             for entry, source, sig, signed, staged in staged_all:
                 spec = entry.signature.signer.spec(cat.trusted_root)
+                staged = [_fill_shared(loc, s) for s in staged]
                 models.append(pulling.install_staged(loc, db, cat, entry, source, sig, signed, staged, spec))
+        except BaseException as exc:
+            for m in models:  # all or nothing: what this import installed goes again
+                installed.purge(db, m.model_id, f"rolled back: the import of {bundle.path} failed")
+            for _e, _s, _b, _sig, staged in staged_all:
+                for s in staged:
+                    if s.part is not None:
+                        s.part.discard()
+            refuse(exc)
+            raise
         finally:
             for _e, _s, _b, _sig, staged in staged_all:
                 for s in staged:
@@ -307,4 +323,17 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                  f"{cat.catalog.id} v{cat.catalog.version}", cat.signer,
                  {"models": [m.model_id for m in models], "already": already})
     return ImportResult(cat, models, already)
+
+
+def _fill_shared(loc: Locations, s: pulling.Staged) -> pulling.Staged:
+    """A placeholder for a file an earlier model of this import installed: the store entry,
+    hashed from disk again now (never assumed)."""
+    if s.part is not None or s.existing is not None:
+        return s
+    st = pulling.reusable_store_entry(loc, s.file)
+    if st is None:
+        raise StoreError(f"{s.file.name} (sha256 {s.file.sha256})",
+                         "was installed for another model of this bundle moments ago and is gone or changed",
+                         "someone is tampering with the model store; nothing was installed")
+    return pulling.Staged(s.file, None, st)
 

@@ -201,11 +201,18 @@ class Staged:
 
 
 def stage_files(loc: Locations, db: sqlite_utils.Database, source: Source, entry: ModelEntry,
-                 progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> list[Staged]:
+                progress: FileProgress | None, cancel: threading.Event | None, log: Log,
+                shared: set[str] | None = None) -> list[Staged]:
+    """Each file into quarantine, verified. A digest in `shared` is being staged for an
+    earlier model of the same import: it is left as a placeholder (no part, no store entry)
+    that the importer fills once that model is installed."""
     staged: list[Staged] = []
     try:
         for f in entry.files:
-            st = _reusable_store_entry(loc, f)
+            if shared is not None and f.sha256 in shared:
+                staged.append(Staged(f, None, None))
+                continue
+            st = reusable_store_entry(loc, f)
             if st is not None:  # shared with another installed model, and still exactly these bytes
                 staged.append(Staged(f, None, st))
                 continue
@@ -250,7 +257,7 @@ def _fetch_one(db: sqlite_utils.Database, source: Source, entry: ModelEntry, f: 
                   "the source serves altered bytes; they were deleted")
 
 
-def _reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None:
+def reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None:
     """A store entry is reused only if it is a plain file holding exactly the signed bytes;
     anything else at its name (a planted link, altered bytes) is removed and fetched anew."""
     target = layout.ensure_dirs(loc.store, f.sha256)

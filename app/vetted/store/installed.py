@@ -335,7 +335,7 @@ def _read_signature(path: Path) -> bytes:
         return f.read(4 * 1024 * 1024)
 
 
-def remove(db: sqlite_utils.Database, model_id: str) -> list[Path]:
+def remove(db: sqlite_utils.Database, model_id: str, reason: str = "removed by user") -> list[Path]:
     """Forgets a model; returns the store files no other installed model still uses."""
     model = get(db, model_id)
     with db.conn:
@@ -347,13 +347,13 @@ def remove(db: sqlite_utils.Database, model_id: str) -> list[Path]:
         still = db.execute("SELECT 1 FROM installed_files WHERE sha256 = ? LIMIT 1", [f.sha256]).fetchone()
         if not still:
             orphans.append(f.path)
-    audit.record(db, "model.remove", model_id, "info", "removed by user")
+    audit.record(db, "model.remove", model_id, "info", reason)
     return orphans
 
 
-def purge(db: sqlite_utils.Database, model_id: str) -> list[Path]:
+def purge(db: sqlite_utils.Database, model_id: str, reason: str = "removed by user") -> list[Path]:
     """Removes a model and deletes the store files nothing else uses; returns them."""
-    gone = remove(db, model_id)
+    gone = remove(db, model_id, reason)
     for path in gone:
         layout.remove_entry(path)
     return gone
