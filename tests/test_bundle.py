@@ -474,3 +474,18 @@ def test_a_failure_while_installing_rolls_back_what_the_import_installed(tmp_pat
     assert [(r["action"], r["subject"], r["result"]) for r in rows[-2:]] == [
         ("model.remove", "alpha", "info"), ("bundle.import", str(bundle), "refused")]
     assert "rolled back" in rows[-2]["reason"] and "no space left on device" in rows[-1]["reason"]
+
+
+def test_another_publisher_reusing_the_catalog_id_cannot_hold_back_an_import(tmp_path, org, signing_key, cli):
+    """Review finding: with no TRUST option, the floors of every pinned catalog's signers
+    were pooled, so a publisher pinned elsewhere at v999 under the same id blocked the
+    organisation's bundles. Floors are per publisher (the signers pinned for one catalog)."""
+    env = {"VETTED_HOME": str(tmp_path / "site")}
+    evil_key = generate_key(tmp_path / "evil-key")
+    evil = build(tmp_path / "evil", evil_key[0], version=999)  # same catalog id as the organisation's
+    assert cli("catalog", "add", str(org), "--key", str(signing_key[1]), env=env).returncode == 0
+    assert cli("catalog", "add", str(evil), "--key", str(evil_key[1]), env=env).returncode == 0
+    assert cli("catalog", "list", "--catalog", str(evil), env=env).returncode == 0  # its v999 is on record
+    r = cli("import", str(quick_bundle(org, tmp_path / "org.vbundle", "alpha")), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "installed: alpha" in r.stdout

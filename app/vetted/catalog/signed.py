@@ -78,10 +78,17 @@ def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Da
 
 
 def accept(raw: bytes, bundle: bytes, signers: list[TrustSpec], db: sqlite_utils.Database, location: str,
-           base: str, trusted_root: Path | None = None) -> LoadedCatalog:
+           base: str, trusted_root: Path | None = None,
+           groups: list[list[TrustSpec]] | None = None) -> LoadedCatalog:
     """Verifies catalog bytes already in hand (fetched, or carried in an air-gapped bundle)
-    against the pinned signers, refuses rollbacks and equivocation, records and audits."""
+    against the pinned signers, refuses rollbacks and equivocation, records and audits.
+
+    `groups`: which of the candidate signers are one publisher (the signers pinned together
+    for one catalog: a key rotation). Rollback floors span the group(s) of the signer that
+    verified, never other publishers' (by default all candidates are one group)."""
     audit.require_intact(db)
+    if not signers:
+        raise CatalogError(f"catalog {location}", "no signer to check it against")
     signer = signers[0]
     try:
         for i, candidate in enumerate(signers):
@@ -95,7 +102,8 @@ def accept(raw: bytes, bundle: bytes, signers: list[TrustSpec], db: sqlite_utils
         catalog = parse(raw, location)
         digest = hashlib.sha256(raw).hexdigest()
         key = spec_key(signer)
-        _check_freshness(db, catalog, digest, location, key, who, _keys(signers))
+        together = [g for g in (groups or [signers]) if key in _keys(g)]
+        _check_freshness(db, catalog, digest, location, key, who, [k for g in together for k in _keys(g)])
     except CatalogError as exc:
         audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
         raise

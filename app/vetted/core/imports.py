@@ -41,8 +41,12 @@ def import_bundle(app: Vetted, path: Path, signer: TrustSpec | None = None, prog
         raise InputError(f"bundle {path}", "is not a regular file (a pipe, device or folder)",
                          "point at the bundle file itself")
     gate = app.gate()
-    pinned = [s for use in app.catalog_uses() for s in use.signers]
+    uses = app.catalog_uses()
+    pinned = [s for use in uses for s in use.signers]
     signers = gate.import_signers(db, str(path), signer, pinned)
+    # one publisher per pinned catalog (its signers together: a key rotation); a signer the
+    # person names stands alone. Rollback floors never cross from one publisher to another.
+    groups = [list(use.signers) for use in uses] + ([[signer]] if signer is not None else [])
     if not signers:
         raise InputError(f"bundle {path}", "no signer to check its catalog against",
                          "name the catalog's signer (a public key, a certificate chain and identity, or a "
@@ -54,7 +58,7 @@ def import_bundle(app: Vetted, path: Path, signer: TrustSpec | None = None, prog
         raise
     try:
         location = BUNDLE_PREFIX + str(path)
-        cat = accept(bundle.catalog_raw, bundle.catalog_sig, signers, db, location, str(path.parent))
+        cat = accept(bundle.catalog_raw, bundle.catalog_sig, signers, db, location, str(path.parent), groups=groups)
         if cat.expired:
             frozen = CatalogError(f"catalog {cat.catalog.id} v{cat.catalog.version} in bundle {path}",
                                f"expired at {cat.catalog.expires.isoformat()}",
