@@ -258,3 +258,20 @@ def test_users_may_add_false_also_keeps_out_bundles_of_the_persons_own(monkeypat
     with pytest.raises(PolicyRefused, match=r"only bundles signed by the organisation's catalog signers .* "
                                             r"\(rule catalogs.users_may_add, from "):
         gate.import_signers(db, "b.vbundle", PublicKey(signing_key[1].read_bytes()), [])
+
+
+def test_a_symlinked_policy_in_a_folder_others_can_write_fails_closed(monkeypatch, tmp_path) -> None:
+    """Review finding: only the link target's folders were checked; anyone who can write the
+    folder holding the link could delete it and make the app unmanaged."""
+    target = write(tmp_path / "safe" / "policy.json", {"schema": "vetted.policy/1"}, mode=0o644)
+    exposed = tmp_path / "exposed"
+    exposed.mkdir()
+    os.chmod(exposed, 0o777)
+    link = exposed / "policy.json"
+    link.symlink_to(target)
+    monkeypatch.setattr(sources, "LINUX_PATH", link)
+    eff = effective.load()
+    assert eff.broken is not None
+    assert f"organisation policy {exposed}: the folder is writable by its group and others" in eff.broken.line()
+    os.chmod(exposed, 0o755)  # the same link in a folder only root can write: fine
+    assert effective.load().broken is None and effective.load().managed

@@ -70,8 +70,25 @@ def file_source(path: Path, kind: str) -> PolicySource:
         raise _unusable(path, f"cannot be examined ({exc.strerror})") from None
     _check_writers(path, st, kind)
     real = Path(os.path.realpath(path))
-    for folder in real.parents:
+    # Both chains of folders: the target's, and the link's own (whoever can write the folder
+    # holding a symlink can delete it, and the app would be unmanaged), and every link on the
+    # way must be root's too.
+    folders = list(real.parents) + [f for f in Path(os.path.abspath(path)).parents if f not in real.parents]
+    for folder in folders:
         _check_writers(folder, os.stat(folder), kind, is_dir=True)
+    hop = Path(os.path.abspath(path))
+    for _ in range(40):
+        try:
+            link = os.lstat(hop)
+        except OSError:
+            break
+        if not stat.S_ISLNK(link.st_mode):
+            break
+        if hasattr(os, "getuid") and link.st_uid not in ({0} if kind == "machine" else {0, os.getuid()}):
+            raise _unusable(path, f"is a symbolic link owned by uid {link.st_uid}, not root")
+        hop = (hop.parent / os.readlink(hop)).absolute()
+        for folder in hop.parents:
+            _check_writers(folder, os.stat(folder), kind, is_dir=True)
     try:
         with open(real, "rb") as f:
             data = f.read(CAP + 1)
