@@ -18,13 +18,13 @@ def make_model(folder: Path, name: str = "tiny.gguf", size: int = 200_000) -> Pa
 
 
 def build(tmp: Path, key: Path, version: int = 1, models: list[dict[str, Any]] | None = None,
-          **catalog_fields: Any) -> Path:
+          verify_publisher_signatures: bool = True, **catalog_fields: Any) -> Path:
     if models is None:
         models = [{"id": "tiny", "name": "Tiny", "publisher": "Test Pub", "license": "MIT",
                    "path": str(make_model(tmp / "src"))}]
     spec = {"id": "org.test.catalog", "name": "Test catalog", "publisher": "Test Org",
             "version": version, "models": models, **catalog_fields}
-    return build_catalog(spec, tmp, key, tmp / "out")
+    return build_catalog(spec, tmp, key, tmp / "out", verify_publisher_signatures=verify_publisher_signatures)
 
 
 def rewrite_and_resign(catalog: Path, key: Path, change) -> None:

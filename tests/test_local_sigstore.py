@@ -183,7 +183,8 @@ def test_catalog_with_a_private_sigstore_root_installs_keyless_signed_models(tmp
     sig = store.sign_statement(oms_statement(weights), IDENTITY, ISSUER, tmp_path / "corp.sig")
     cat = build(tmp_path / "cat", signing_key[0], models=[{
         "id": "corp", "name": "Corp", "publisher": "Corp", "license": "MIT", "path": str(weights),
-        "signature_path": str(sig), "signer": {"kind": "sigstore", "identity": IDENTITY, "issuer": ISSUER}}])
+        "signature_path": str(sig), "signer": {"kind": "sigstore", "identity": IDENTITY, "issuer": ISSUER}}],
+        trusted_root=str(root))  # the build verifies the publisher's signature against the private root
     catalog_key = PublicKey(signing_key[1].read_bytes())
 
     with pytest.raises(Refused, match="Sigstore signature"):  # the public-good root does not vouch for it

@@ -18,7 +18,7 @@ from vetted.errors import VettedError
 from vetted.authoring.publish import build_catalog, generate_key, sign_file_or_folder
 
 # Modules that each add one subcommand (see the module docstring).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("vetted.cli.admin_bundle", "vetted.cli.admin_oci", "vetted.cli.admin_mirror")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,9 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", type=Path, required=True, help="where to write the signature bundle")
 
     b = sub.add_parser("build-catalog", help="build and sign a catalog and its mirror folder from a spec")
-    b.add_argument("spec", type=Path, help="JSON spec: catalog fields + models with local 'path's")
-    b.add_argument("--key", type=Path, required=True, help="private key PEM (signs models and catalog)")
+    b.add_argument("spec", type=Path, help="JSON spec: catalog fields + models, each with a local 'path' or "
+                   "'huggingface': {repo, commit, file}")
     b.add_argument("--out", type=Path, required=True, help="output folder: catalog.json(.sig) and mirror/")
+    bs = b.add_argument_group("signer (exactly one mode; signs the catalog, the models without a publisher "
+                              "signature and the 'attest' claims)")
+    bs.add_argument("--key", type=Path, help="private key PEM")
+    bs.add_argument("--cert-key", type=Path, help="the signing certificate's private key PEM")
+    bs.add_argument("--cert-chain", type=Path, action="append", default=[],
+                    help="repeatable: the signing (leaf) certificate first, then the intermediate(s) and root; "
+                         "verifiers pin the certificates above the leaf")
+    bs.add_argument("--cert-identity", help="who the leaf certificate names, as verifiers pin it "
+                    "(e.g. email:catalog@example.org)")
 
     a = sub.add_parser("attest", help="sign a provenance or safety-card claim about a model file")
     a.add_argument("kind", choices=["provenance", "safety_card"])
@@ -74,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"signed {args.path} -> {args.out}")
         elif args.cmd == "build-catalog":
             spec = json.loads(args.spec.read_text("utf-8"))
-            out = build_catalog(spec, args.spec.parent, args.key, args.out)
+            from vetted.authoring.signers import from_options
+            from vetted.errors import InputError
+
+            try:
+                signer = from_options(args.key, args.cert_key, args.cert_chain, args.cert_identity)
+            except InputError as exc:  # a usage error or an unreadable key: exit 2
+                b.error(exc.line())
+            out = build_catalog(spec, args.spec.parent, signer, args.out)
             print(f"wrote {out} and {out}.sig")
         elif args.cmd == "attest":
             from vetted.digest import sha256_file

@@ -279,7 +279,7 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
     with pulling.digest_locks(loc, digests, cancel, say):
         try:
             for entry in entries:
-                if pulling.already_installed(db, entry) is not None:
+                if pulling.already_installed(db, entry, cat) is not None:
                     already.append(entry.id)
                     say(f"{entry.id}: already installed with these files")
                     continue

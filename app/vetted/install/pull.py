@@ -88,7 +88,7 @@ def pull(
     for folder in (loc.quarantine, loc.store):  # a symlinked folder would carry bytes outside the data folder
         layout.check_dir(folder)
     with digest_locks(loc, [f.sha256 for f in entry.files], cancel, say):
-        existing = already_installed(db, entry)
+        existing = already_installed(db, entry, cat)
         if existing:
             return PullResult(existing, existing.source, already=True)
         return _pull_locked(loc, db, cat, entry, progress, cancel, limits, say, local_only, hf_endpoint)
@@ -118,12 +118,19 @@ def digest_locks(loc: Locations, digests: list[str], cancel: threading.Event | N
         yield
 
 
-def already_installed(db: sqlite_utils.Database, entry: ModelEntry) -> installed.InstalledModel | None:
+def already_installed(db: sqlite_utils.Database, entry: ModelEntry,
+                      cat: LoadedCatalog | None = None) -> installed.InstalledModel | None:
+    """The installed model, if it holds exactly these files, verified, and was recorded from
+    this very catalog and signer. A model recorded under another catalog or signer (an
+    organisation rotated its key, a bundle brought it) is installed again from this one:
+    its files are reused from the store after a re-hash, its signature verified anew."""
     try:
         model = installed.get(db, entry.id)
     except Exception:
         return None
     same = sorted((f.name, f.sha256) for f in model.files) == sorted((f.name, f.sha256) for f in entry.files)
+    if cat is not None and (model.catalog_location != cat.location or model.catalog_signer_key != cat.signer_key):
+        return None
     return model if same and model.state == "verified" else None
 
 

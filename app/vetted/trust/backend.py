@@ -28,9 +28,10 @@ Private APIs, and why (each is a place to look first when upgrading):
 - `model_signing._signing.signing.dsse_payload_to_manifest`: turns a verified OMS
   statement into per-file digests and serialization parameters (incl. the pre-1.0
   "Digests/v0.1" form), the half of the public `verify` that comes after the signature.
-- `model_signing._signing.sign_ec_key.Signer.sign` with a hand-made payload: the public
-  signing API signs only OMS manifests of a folder it hashes; attestations sign an
-  in-toto statement Vetted builds, in the same bundle shape, so one verifier serves both.
+- `model_signing._signing.sign_ec_key.Signer.sign` and `sign_certificate.Signer.sign`
+  with a hand-made payload: the public signing API signs only OMS manifests of a folder
+  it hashes; attestations sign an in-toto statement Vetted builds, in the same bundle
+  shape, so one verifier serves both.
 
 sigstore itself is used only through its public API (`Bundle`, `TrustedRoot.from_file`,
 `Verifier`, `policy.Identity`, `Hashed`). Known library behaviours this module works
@@ -312,11 +313,17 @@ def sign_model(path: Path, private_key: Path, out: Path, ignore: Sequence[str] =
 def sign_statement(statement: Mapping[str, Any], private_key: Path) -> dict[str, Any]:
     """Signs an in-toto statement with an EC private key (PEM); returns the bundle as a
     JSON object, in the shape key-mode model signatures have (`verify_key_dsse` reads it)."""
+    from model_signing._signing import sign_ec_key
+
+    return _sign_statement_with(sign_ec_key.Signer(private_key), statement)
+
+
+def _sign_statement_with(signer: Any, statement: Mapping[str, Any]) -> dict[str, Any]:
+    """A model_signing key or certificate signer over a hand-made in-toto statement."""
     from google.protobuf import json_format  # type: ignore[import-untyped]
     from in_toto_attestation.v1 import statement_pb2  # type: ignore[import-untyped]
-    from model_signing._signing import sign_ec_key, signing
+    from model_signing._signing import signing
 
-    signer = sign_ec_key.Signer(private_key)
     pb = statement_pb2.Statement()
     json_format.ParseDict(dict(statement), pb)
     # what the signer reads: an object whose `.statement.pb` is the statement message
@@ -324,3 +331,48 @@ def sign_statement(statement: Mapping[str, Any], private_key: Path) -> dict[str,
     signature = cast("sign_sigstore_pb.Signature", signer.sign(payload))
     bundle: dict[str, Any] = json.loads(signature.bundle.to_json())
     return bundle
+
+
+# An organisation's PKI signs in certificate mode: the bundle carries the signing
+# certificate and the certificates linking it to the CA; a verifier pins the CA and the
+# leaf's identity (vetted.trust.certs). model_signing reads PEM from paths; give it some.
+
+
+@contextlib.contextmanager
+def _certificate_files(certificate_pem: bytes, chain_pem: bytes) -> Iterator[tuple[Path, list[Path]]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        leaf = Path(tmp) / "signing-certificate.pem"
+        leaf.write_bytes(certificate_pem)
+        chain: list[Path] = []
+        if chain_pem.strip():
+            chain.append(Path(tmp) / "chain.pem")
+            chain[0].write_bytes(chain_pem)
+        yield leaf, chain
+
+
+def sign_model_certificate(path: Path, private_key: Path, certificate_pem: bytes, chain_pem: bytes, out: Path,
+                           ignore: Sequence[str] = ()) -> None:
+    """Writes an OMS signature of a file or folder in certificate mode, exactly as
+    `model_signing sign certificate` would: `certificate_pem` is the signing (leaf)
+    certificate alone, `chain_pem` the intermediates that go into the bundle with it."""
+    import model_signing
+
+    with _certificate_files(certificate_pem, chain_pem) as (leaf, chain):
+        cfg = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+        cfg.use_certificate_signer(private_key=private_key, signing_certificate=leaf, certificate_chain=chain)
+        if ignore:
+            cfg.set_hashing_config(
+                model_signing.hashing.Config().set_ignored_paths(paths=list(ignore))  # type: ignore[no-untyped-call]
+            )
+        cfg.sign(path, out)
+
+
+def sign_statement_certificate(statement: Mapping[str, Any], private_key: Path, certificate_pem: bytes,
+                               chain_pem: bytes) -> dict[str, Any]:
+    """Signs an in-toto statement in certificate mode; the bundle has the shape
+    certificate-mode model signatures have (`verify_certificate_dsse` reads it)."""
+    from model_signing._signing import sign_certificate
+
+    with _certificate_files(certificate_pem, chain_pem) as (leaf, chain):
+        signer = sign_certificate.Signer(private_key, leaf, chain)
+    return _sign_statement_with(signer, statement)
