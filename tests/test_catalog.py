@@ -202,3 +202,22 @@ def test_cli_catalog_needs_a_pinned_signer(tmp_path: Path, signing_key, cli) -> 
     assert json.loads(found.stdout)["models"][0]["id"] == "tiny"
     none = cli("catalog", "search", "no-such-model")
     assert "(no models match)" in none.stdout
+
+
+def test_a_location_keeps_serving_the_catalog_it_served(tmp_path: Path, signing_key, cli) -> None:
+    """Review finding: floors are per signer and catalog id, so a pinned location could be
+    served another (older, withdrawn) catalog the same signer once made. A location is bound
+    to the catalog id it first served, until the person pins it again."""
+    site = build(tmp_path / "site", signing_key[0], version=5)
+    withdrawn = build(tmp_path / "old", signing_key[0], version=1, id="org.withdrawn")
+    assert cli("catalog", "add", str(site), "--key", str(signing_key[1])).returncode == 0
+    assert cli("catalog").returncode == 0
+    site.write_bytes(withdrawn.read_bytes())
+    site.with_name("catalog.json.sig").write_bytes(withdrawn.with_name("catalog.json.sig").read_bytes())
+    swapped = cli("catalog")
+    assert swapped.returncode == 1
+    assert (f"catalog at {site}: serves org.withdrawn v1, but it served catalog org.test.catalog before"
+            in swapped.stdout), swapped.stdout
+    # the person pins it again: their choice, and the new catalog is accepted (and audited)
+    assert cli("catalog", "add", str(site), "--key", str(signing_key[1])).returncode == 0
+    assert cli("catalog").returncode == 0

@@ -74,18 +74,35 @@ def load(location: str, signer: TrustSpec | list[TrustSpec], db: sqlite_utils.Da
     except CatalogError as exc:
         audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
         raise
-    return accept(raw, bundle, signers, db, location, _base_of(location), trusted_root)
+    return accept(raw, bundle, signers, db, location, _base_of(location), trusted_root, bind=True)
+
+
+def unbind(db: sqlite_utils.Database, location: str) -> None:
+    """A person pinned the location again: whichever catalog it serves next is the one."""
+    db.execute("DELETE FROM catalog_bindings WHERE location = ?", [location])
+
+
+def _check_binding(db: sqlite_utils.Database, location: str, catalog: Catalog) -> None:
+    row = db.execute("SELECT catalog_id FROM catalog_bindings WHERE location = ?", [location]).fetchone()
+    if row is not None and row[0] != catalog.id:
+        raise CatalogError(
+            f"catalog at {location}",
+            f"serves {catalog.id} v{catalog.version}, but it served catalog {row[0]} before (another catalog "
+            "from the same signer put in its place)",
+            "if its publisher really renamed the catalog, pin the location again; otherwise do not use it",
+        )
 
 
 def accept(raw: bytes, bundle: bytes, signers: list[TrustSpec], db: sqlite_utils.Database, location: str,
            base: str, trusted_root: Path | None = None,
-           groups: list[list[TrustSpec]] | None = None) -> LoadedCatalog:
+           groups: list[list[TrustSpec]] | None = None, bind: bool = False) -> LoadedCatalog:
     """Verifies catalog bytes already in hand (fetched, or carried in an air-gapped bundle)
     against the pinned signers, refuses rollbacks and equivocation, records and audits.
 
     `groups`: which of the candidate signers are one publisher (the signers pinned together
     for one catalog: a key rotation). Rollback floors span the group(s) of the signer that
-    verified, never other publishers' (by default all candidates are one group)."""
+    verified, never other publishers' (by default all candidates are one group). `bind`: the
+    location is a stable address, which serves one catalog id from then on."""
     audit.require_intact(db)
     if not signers:
         raise CatalogError(f"catalog {location}", "no signer to check it against")
@@ -104,10 +121,15 @@ def accept(raw: bytes, bundle: bytes, signers: list[TrustSpec], db: sqlite_utils
         key = spec_key(signer)
         together = [g for g in (groups or [signers]) if key in _keys(g)]
         _check_freshness(db, catalog, digest, location, key, who, [k for g in together for k in _keys(g)])
+        if bind:
+            _check_binding(db, location, catalog)
     except CatalogError as exc:
         audit.record(db, "catalog.load", location, "refused", exc.line(), signer_description(signers))
         raise
     _remember(db, catalog, digest, who, key)
+    if bind:
+        db.execute("INSERT OR IGNORE INTO catalog_bindings (location, catalog_id, bound_at) VALUES (?, ?, ?)",
+                   [location, catalog.id, datetime.now(timezone.utc).isoformat(timespec="seconds")])
     audit.record(db, "catalog.load", f"{catalog.id} v{catalog.version}", "accepted",
                  "signature verified" + ("; EXPIRED: new downloads refused" if catalog.expired() else ""),
                  who, {"location": location, "sha256": digest})

@@ -209,6 +209,9 @@ class Vetted:
             audit.record(self.db, "catalog.pin", location, "refused", exc.line(), signer.describe())
             raise
         settings.save(self.loc)
+        from vetted.catalog.signed import unbind
+
+        unbind(self.db, location)  # the person chose this location now: whichever catalog it serves
         replaced = None
         if old is not None and spec_key(old.signer) != spec_key(signer):
             replaced = old.signer.describe()

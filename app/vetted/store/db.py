@@ -231,6 +231,16 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE installed_models ADD COLUMN catalog_location TEXT;
     ALTER TABLE installed_models ADD COLUMN catalog_signer_key TEXT;
     """,
+    # 9: which catalog a pinned location serves. Floors are per signer and catalog id, so
+    # without this a location could be served another catalog the same signer once made (a
+    # withdrawn or staging one): a rollback by substitution.
+    """
+    CREATE TABLE catalog_bindings (
+        location TEXT PRIMARY KEY,
+        catalog_id TEXT NOT NULL,
+        bound_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
