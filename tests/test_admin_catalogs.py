@@ -351,3 +351,24 @@ def test_presigned_attestations_are_checked_before_they_go_in(tmp_path, cli, sig
     assert "attestation theirs.ref.json (provenance) of model m: attestation by public key sha256:" in r.stderr
     assert "is about a different file (subject sha256 differs)" in r.stderr, r.stderr
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("field,value", [("file_name", "../../../victim/dropped"), ("file_name", "/tmp/vetted-abs-drop"),
+                                         ("id", "../../../victim/dropped-by-id")])
+def test_a_hostile_spec_writes_nothing_outside_out(tmp_path, signing_key, cli, field, value) -> None:
+    """Review finding: the spec's file_name and model id were used as paths inside the
+    staging folder before the catalog was validated: '../' or an absolute name left a file
+    of the spec author's choosing outside --out."""
+    src = tmp_path / "src" / "m.gguf"
+    src.parent.mkdir()
+    src.write_bytes(b"GGUF" + b"\0" * 1000)
+    model = {"id": "m", "name": "M", "publisher": "P", "license": "MIT", "path": str(src), field: value}
+    spec = tmp_path / "deep" / "er" / "spec.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"id": "org.c", "name": "C", "publisher": "O", "version": 1, "models": [model]}))
+    before = {p for p in tmp_path.rglob("*")}
+    r = cli("build-catalog", str(spec), "--key", str(signing_key[0]), "--out", str(tmp_path / "deep" / "er" / "out"),
+            tool="vetted-admin")
+    assert r.returncode in (1, 2) and field.replace("_", " ") in r.stderr.replace("_", " ")
+    assert {p for p in tmp_path.rglob("*")} == before
+    assert not Path("/tmp/vetted-abs-drop").exists()

@@ -489,3 +489,34 @@ def test_another_publisher_reusing_the_catalog_id_cannot_hold_back_an_import(tmp
     r = cli("import", str(quick_bundle(org, tmp_path / "org.vbundle", "alpha")), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "installed: alpha" in r.stdout
+
+
+def test_a_failed_import_keeps_a_model_that_was_installed_before(tmp_path, org, signing_key, loc, monkeypatch):
+    """Review finding: a model pulled from the catalog, then carried again by a bundle whose
+    import failed, was purged by the rollback (record and store file)."""
+    from vetted.core import Vetted
+    from vetted.errors import StoreError
+    from vetted.install import pull as pulling
+    from vetted.trust.identity import PublicKey
+
+    app = Vetted(loc)
+    app.pin_catalog(str(org), PublicKey(signing_key[1].read_bytes()))
+    app.pull("alpha")
+    before = app.models()[0]
+    real, calls = pulling.install_staged, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[3].id)
+        if len(calls) == 2:
+            raise StoreError("installing beta", "no space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pulling, "install_staged", second_fails)
+    with pytest.raises(StoreError):
+        app.import_bundle(quick_bundle(org, tmp_path / "org.vbundle"), PublicKey(signing_key[1].read_bytes()))
+    assert calls == ["alpha", "beta"]
+    [after] = app.models()
+    assert (after.model_id, after.catalog_location, after.files[0].sha256) == (
+        "alpha", before.catalog_location, before.files[0].sha256)
+    assert after.files[0].path.is_file()
+    assert app.check("alpha", full=True).rehashed == ["alpha.gguf"]

@@ -19,7 +19,7 @@ import pytest
 
 from catalog_kit import make_model
 from pki import OrgPKI
-from vetted.authoring.publish import sign_file_or_folder
+from vetted.authoring.publish import generate_key, sign_file_or_folder
 
 ORG = "catalog@example.org"
 
@@ -46,14 +46,15 @@ def static_server(folder: Path) -> Iterator[tuple[str, list[str]]]:
         thread.join(timeout=5)
 
 
-def build(tmp_path: Path, key: Path, cli, models: list[dict] | None = None) -> Path:
+def build(tmp_path: Path, key: Path, cli, models: list[dict] | None = None, signer: list[str] | None = None) -> Path:
     """A catalog as an organisation builds it: catalog.json(.sig) and mirror/ in tmp/out."""
     models = models or [{"id": "m", "name": "M", "publisher": "P", "license": "MIT",
                          "path": str(make_model(tmp_path / "src", "tiny.gguf"))}]
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"id": "org.example.approved", "name": "Approved", "publisher": "Example Org",
                                 "version": 1, "models": models}))
-    r = cli("build-catalog", str(spec), "--out", str(tmp_path / "out"), "--key", str(key), tool="vetted-admin")
+    r = cli("build-catalog", str(spec), "--out", str(tmp_path / "out"), *(signer or ["--key", str(key)]),
+            tool="vetted-admin")
     assert r.returncode == 0, r.stderr
     return tmp_path / "out" / "catalog.json"
 
@@ -69,7 +70,6 @@ def files_under(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("mode", ["key", "certificate"])
 def test_a_mirror_served_by_a_plain_web_server_installs(tmp_path, cli, signing_key, loc, mode) -> None:
-    catalog = build(tmp_path, signing_key[0], cli)
     site = tmp_path / "site"
     if mode == "key":
         sign = ["--key", str(signing_key[0])]
@@ -81,6 +81,7 @@ def test_a_mirror_served_by_a_plain_web_server_installs(tmp_path, cli, signing_k
                 "--cert-identity", f"email:{ORG}"]
         pin = ["--cert-chain", str(pki.root), "--cert-chain", str(pki.intermediate), "--cert-identity", f"email:{ORG}"]
         who = f"{ORG} (certificate chain)"
+    catalog = build(tmp_path, signing_key[0], cli, signer=sign)  # mirror re-signs only what its signer signed
     with static_server(site) as (url, seen):
         made = mirror(cli, catalog, site, url, 2, *sign)
         assert made.returncode == 0, made.stdout + made.stderr
@@ -183,3 +184,45 @@ def test_a_mirrored_folder_also_works_as_a_local_catalog(tmp_path, cli, signing_
     r = cli("pull", "m")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"installed: m from local folder {site / 'models' / 'm'}" in r.stdout
+
+
+def test_mirror_re_signs_only_a_catalog_its_signer_signed(tmp_path, signing_key, cli) -> None:
+    """Review finding: mirror re-signed whatever catalog.json lay in the build folder. Someone
+    who could write that folder added a model signed by their own key, and the next mirror
+    run published it under the organisation's signature."""
+    from catalog_kit import build
+
+    cat = build(tmp_path / "build", signing_key[0])
+    doc = json.loads(cat.read_text())
+    intruder = generate_key(tmp_path / "intruder")
+    evil = make_model(tmp_path / "build" / "out" / "mirror", name="evil.gguf")
+    sign_file_or_folder(evil, intruder[0], evil.parent / "evil.model.sig")
+    doc["models"].append({**doc["models"][0], "id": "evil", "name": "Evil",
+                          "files": [{"name": "evil.gguf", "size": evil.stat().st_size,
+                                     "sha256": hashlib.sha256(evil.read_bytes()).hexdigest()}],
+                          "signature": {"bundle": "evil.model.sig",
+                                        "signer": {"kind": "key", "public_key_pem": intruder[1].read_text()}}})
+    cat.write_text(json.dumps(doc))  # the organisation's signature no longer covers it
+    out = tmp_path / "site"
+    r = cli("mirror", "--catalog", str(cat), "--out", str(out), "--url", "https://models.example.org",
+            "--version", "2", "--key", str(signing_key[0]), tool="vetted-admin")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"catalog {cat}" in r.stderr and "not the one you signed" in r.stderr
+    assert not (out / "catalog.json").exists() and not (out / "models" / "evil").exists()
+
+
+def test_only_a_file_the_publisher_alone_can_change_is_hard_linked(tmp_path) -> None:
+    """Review finding: a published file hard-linked to someone else's input shares its inode:
+    its owner could change the served bytes after the catalog was signed. Theirs is copied."""
+    from vetted.authoring.files import place
+
+    mine = make_model(tmp_path / "in", "mine.gguf")
+    theirs = make_model(tmp_path / "in", "theirs.gguf")
+    os.chown(theirs, 1000, 1000)
+    shared = make_model(tmp_path / "in", "shared.gguf")
+    os.chmod(shared, 0o664)
+    placed = {p.name: place(p, tmp_path / "out" / p.name) for p in (mine, theirs, shared)}
+    assert [placed[n].linked for n in ("mine.gguf", "theirs.gguf", "shared.gguf")] == [True, False, False]
+    for name in ("theirs.gguf", "shared.gguf"):
+        st = (tmp_path / "out" / name).stat()
+        assert (st.st_nlink, st.st_uid, st.st_mode & 0o777) == (1, os.getuid(), 0o644)

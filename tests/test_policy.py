@@ -275,3 +275,24 @@ def test_a_symlinked_policy_in_a_folder_others_can_write_fails_closed(monkeypatc
     assert f"organisation policy {exposed}: the folder is writable by its group and others" in eff.broken.line()
     os.chmod(exposed, 0o755)  # the same link in a folder only root can write: fine
     assert effective.load().broken is None and effective.load().managed
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to make a link another "
+                    "user owns")
+def test_a_policy_reached_through_another_users_symlinked_folder_fails_closed(monkeypatch, tmp_path) -> None:
+    """Review finding: only the last path component was checked for links. A folder link a
+    user owns, in a sticky world-writable folder, let that user remove it: unmanaged."""
+    safe = tmp_path / "safe"
+    write(safe / "policy.json", {"schema": "vetted.policy/1"}, mode=0o644)
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    link = sticky / "etc-vetted"
+    link.symlink_to(safe, target_is_directory=True)
+    os.lchown(link, 1000, 1000)
+    monkeypatch.setattr(sources, "LINUX_PATH", link / "policy.json")
+    eff = effective.load()
+    assert eff.broken is not None
+    assert f"goes through the symbolic link {link}, owned by uid 1000, not root" in eff.broken.line()
+    os.lchown(link, 0, 0)  # the same link, root's: fine
+    assert effective.load().broken is None

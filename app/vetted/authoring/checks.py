@@ -74,3 +74,25 @@ def attestation(model_id: str, ref: Any, origin: str, sha256: str, trusted_root:
         raise Refused(f"attestation {origin} ({parsed.kind}) of model {model_id}", f"{exc.checked}: {exc.found}",
                       exc.action or "it cannot be attached to this file") from None
     return parsed.model_dump(mode="json", exclude_none=True)
+
+
+def signed_by(catalog_path: Path, raw: bytes, trust: dict[str, Any]) -> None:
+    """Before re-signing a catalog (a mirror, an OCI push): its bytes must carry a valid
+    detached signature by the signer about to re-sign it. Otherwise whoever can write the
+    build folder could slip a model in, and the organisation's signature would vouch for it."""
+    from vetted.catalog.signed import signature_location, verify_catalog_bytes
+    from vetted.errors import CatalogError
+    from vetted.net.http import read_local
+    from vetted.trust.identity import from_json
+
+    sig = Path(signature_location(str(catalog_path)))
+    try:
+        bundle = read_local(sig, 1024 * 1024)
+    except Exception as exc:
+        raise Refused(f"signature of catalog {catalog_path}", f"{sig} is missing or unreadable "
+                      f"({getattr(exc, 'found', exc)})", "re-sign only a catalog you built and signed") from None
+    try:
+        verify_catalog_bytes(raw, bundle, from_json(trust), str(catalog_path))
+    except CatalogError as exc:
+        raise Refused(exc.checked, exc.found, "this catalog is not the one you signed: rebuild it with "
+                      "vetted-admin build-catalog rather than re-sign what is in the folder") from None

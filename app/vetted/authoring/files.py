@@ -2,7 +2,8 @@
 
 A catalog's sizes and digests must describe the bytes that are actually served, so they
 are taken from the published copy itself: a hard link is hashed through the link (the
-very inode served), a copy is hashed while it is written (one read of the source). When
+very inode served), a copy is hashed while it is written (one read of the source). Only a
+source the publisher alone can change is hard-linked; anyone else's is copied. When
 the catalog already says what the bytes must be (a mirror of a signed catalog), anything
 else is refused and the copy removed.
 """
@@ -42,11 +43,13 @@ def place(src: Path, dest: Path, expect_size: int | None = None, expect_sha256: 
         raise Refused(f"{label} at {src}", f"has {st.st_size} bytes, the catalog says {expect_size}",
                       "the local copy is not the signed file; fetch it again")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dest)
-        linked = True
-    except OSError:
-        linked = False
+    linked = False
+    if _only_mine(st):  # a hard link shares the inode: whoever can write the source could change it
+        try:
+            os.link(src, dest)
+            linked = True
+        except OSError:
+            pass
     if linked:
         fd = os.open(dest, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
@@ -62,6 +65,14 @@ def place(src: Path, dest: Path, expect_size: int | None = None, expect_sha256: 
     return Placed(dest, size, digest, linked)
 
 
+def _only_mine(st: os.stat_result) -> bool:
+    """A source only the person publishing can change (their own, not group- or world-writable)."""
+    import stat
+
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _copy_hashing(src: Path, dest: Path) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
@@ -71,6 +82,7 @@ def _copy_hashing(src: Path, dest: Path) -> tuple[int, str]:
             fout.write(block)
             size += len(block)
     shutil.copystat(src, dest)
+    os.chmod(dest, 0o644)  # served to everyone, changed by no one but the publisher
     return size, h.hexdigest()
 
 

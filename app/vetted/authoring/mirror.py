@@ -9,7 +9,9 @@ logic, no listing, no rewriting. The catalog is the input catalog with
 folder, so the same folder also works copied to an air-gapped machine), a higher version,
 signed again by the organisation.
 
-Nothing is taken on trust from the folder being mirrored: every file is checked against
+Nothing is taken on trust from the folder being mirrored: the input catalog must carry a
+valid signature by the very signer that re-signs it (else anyone who can write the build
+folder could add a model the organisation's signature would then vouch for); every file is checked against
 the input catalog's size and sha256 while it is placed (hard-linked when possible, else
 copied and hashed in one pass), each model's signature bundle must verify against the
 signer the catalog names and vouch for those digests, each inline attestation must be
@@ -60,6 +62,7 @@ def build_mirror(catalog_path: Path, out: Path, base_url: str, signer: Signer, v
     except VettedError as exc:
         raise InputError(f"catalog {catalog_path}", exc.found) from None
     catalog = parse(raw, str(catalog_path))
+    checks.signed_by(catalog_path, raw, signer.trust())  # never vouch for what someone else put there
     if version <= catalog.version:
         raise InputError("--version", f"{version} is not greater than the input catalog's v{catalog.version}",
                          "a re-signed catalog needs a higher version, or clients refuse it as a rollback")

@@ -273,6 +273,10 @@ def add_oci_sources(catalog: Path, pushed: list[Pushed], private_key: Path, out:
     """The catalog with each pushed model's `sources.oci` set and the author's new version, signed into `out`."""
     from vetted.authoring.publish import sign_file_or_folder
 
+    from vetted.authoring import checks
+    from vetted.authoring.signers import as_signer
+
+    checks.signed_by(catalog, catalog.read_bytes(), as_signer(private_key).trust())  # only what you signed
     doc = check_version(catalog, version)
     by_id = {p.model_id: p.source.model_dump() for p in pushed}
     for m in doc["models"]:

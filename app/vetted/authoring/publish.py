@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from vetted.authoring import checks
 from vetted.authoring.files import place, publish
 from vetted.authoring.signers import KeySigner, Signer, as_signer, trust_spec
-from vetted.catalog.schema import parse
+from vetted.catalog.schema import _ID, check_file_name, parse
 from vetted.errors import InputError, Refused, VettedError
 
 if TYPE_CHECKING:
@@ -136,11 +137,27 @@ def sign_catalog(catalog: Path, signer: Signer, out: Path) -> None:
         raise Refused("signature of the built catalog", f"covers {list(signed.digests.values())}, not {digest}")
 
 
+def _checked_names(m: dict[str, Any]) -> str:
+    """The model id and any file name a spec gives are used as names inside the staging
+    folder: they must be what the catalog schema allows before anything is written (a
+    '../' or absolute name would otherwise place a file outside it)."""
+    model_id = m.get("id")
+    if not isinstance(model_id, str) or not re.fullmatch(_ID, model_id):
+        raise InputError("model id", f"{model_id!r} is not a model id (lower-case letters, digits, . _ -)")
+    for field in ("file_name",):
+        if field in m:
+            try:
+                check_file_name(str(m[field]))
+            except ValueError as exc:
+                raise InputError(f"model {model_id}: {field}", str(exc)) from None
+    return model_id
+
+
 def _prepare(m: dict[str, Any], spec_dir: Path, stage: Path, signer: Signer, root: Path | None,
              verify: bool) -> _Prepared:
     """One spec entry: its bytes staged and hashed, its signature made or checked, its
     attestations signed or checked; the catalog entry that describes exactly that."""
-    model_id = str(m.get("id", "?"))
+    model_id = _checked_names(m)
     stage.mkdir(parents=True)
     got = _model_bytes(m, spec_dir, stage)
     bundle_name, trust = _signature(m, model_id, got, spec_dir, stage, signer, root, verify)
@@ -180,6 +197,10 @@ def _model_bytes(m: dict[str, Any], spec_dir: Path, stage: Path) -> _Bytes:
     if path:
         src = _path(path, spec_dir)
         name = m.pop("file_name", src.name)
+        try:
+            check_file_name(name)  # a name from the spec or the file system, used inside the staging folder
+        except ValueError as exc:
+            raise InputError(f"model file {name!r}", str(exc)) from None
         placed = place(src, stage / name, what=f"model file {name}")
         return _Bytes(name, placed.path, placed.size, placed.sha256, sources, None)
     from vetted.authoring import hub

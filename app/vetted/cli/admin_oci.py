@@ -48,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         if args.key is not None:
+            from vetted.authoring import checks
+            from vetted.authoring.signers import as_signer
+
             check_version(args.catalog, args.version)
+            # before anything is pushed: only a catalog this key signed is re-signed
+            checks.signed_by(args.catalog, args.catalog.read_bytes(), as_signer(args.key).trust())
         pushed = push_catalog(args.catalog, args.registry, args.repository, args.models)
     except (InputError, CatalogError) as exc:  # unreadable input: the catalog, its files, the target
         print(f"error: {exc.line()}", file=sys.stderr)

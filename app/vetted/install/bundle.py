@@ -299,6 +299,7 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
             refuse(exc)
             raise
         models: list[installed.InstalledModel] = []
+        before = {e.id: _record(db, e.id) for e, *_rest in staged_all}  # a model already here, from elsewhere
         try:
             for entry, source, sig, signed, staged in staged_all:
                 spec = entry.signature.signer.spec(cat.trusted_root)
@@ -306,7 +307,13 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                 models.append(pulling.install_staged(loc, db, cat, entry, source, sig, signed, staged, spec))
         except BaseException as exc:
             for m in models:  # all or nothing: what this import installed goes again
-                installed.purge(db, m.model_id, f"rolled back: the import of {bundle.path} failed")
+                previous = before.get(m.model_id)
+                if previous is not None:  # it was installed before (same files): its record comes back
+                    installed.add(db, previous)
+                    audit.record(db, "model.install", m.model_id, "info",
+                                 f"restored its earlier record: the import of {bundle.path} failed")
+                else:
+                    installed.purge(db, m.model_id, f"rolled back: the import of {bundle.path} failed")
             for _e, _s, _b, _sig, staged in staged_all:
                 for s in staged:
                     if s.part is not None:
@@ -323,6 +330,13 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                  f"{cat.catalog.id} v{cat.catalog.version}", cat.signer,
                  {"models": [m.model_id for m in models], "already": already})
     return ImportResult(cat, models, already)
+
+
+def _record(db: sqlite_utils.Database, model_id: str) -> installed.InstalledModel | None:
+    try:
+        return installed.get(db, model_id)
+    except Exception:  # not installed
+        return None
 
 
 def _fill_shared(loc: Locations, s: pulling.Staged) -> pulling.Staged:

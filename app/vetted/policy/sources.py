@@ -76,19 +76,7 @@ def file_source(path: Path, kind: str) -> PolicySource:
     folders = list(real.parents) + [f for f in Path(os.path.abspath(path)).parents if f not in real.parents]
     for folder in folders:
         _check_writers(folder, os.stat(folder), kind, is_dir=True)
-    hop = Path(os.path.abspath(path))
-    for _ in range(40):
-        try:
-            link = os.lstat(hop)
-        except OSError:
-            break
-        if not stat.S_ISLNK(link.st_mode):
-            break
-        if hasattr(os, "getuid") and link.st_uid not in ({0} if kind == "machine" else {0, os.getuid()}):
-            raise _unusable(path, f"is a symbolic link owned by uid {link.st_uid}, not root")
-        hop = (hop.parent / os.readlink(hop)).absolute()
-        for folder in hop.parents:
-            _check_writers(folder, os.stat(folder), kind, is_dir=True)
+    _check_links(Path(os.path.abspath(path)), kind)
     try:
         with open(real, "rb") as f:
             data = f.read(CAP + 1)
@@ -97,6 +85,31 @@ def file_source(path: Path, kind: str) -> PolicySource:
     if len(data) > CAP:
         raise _unusable(path, f"is larger than {CAP} bytes")
     return PolicySource(str(path), kind, data)
+
+
+def _check_links(path: Path, kind: str, depth: int = 0) -> None:
+    """Every symbolic link on the way to the policy (the file or any folder above it) must be
+    the owner's (root's, for the machine's), and so must the folders of what it points to:
+    whoever owns a link, or can write the folder holding it, could remove it and leave the
+    app unmanaged."""
+    if depth > 40:
+        raise _unusable(path, "has too many levels of symbolic links")
+    owners = {0} if kind == "machine" else {0, os.getuid()} if hasattr(os, "getuid") else set()
+    walked = Path(path.anchor)
+    for part in path.parts[1:]:
+        walked = walked / part
+        try:
+            link = os.lstat(walked)
+        except OSError:
+            return
+        if not stat.S_ISLNK(link.st_mode):
+            continue
+        if owners and link.st_uid not in owners:
+            raise _unusable(path, f"goes through the symbolic link {walked}, owned by uid {link.st_uid}, not root")
+        target = Path(os.path.normpath(walked.parent / os.readlink(walked)))
+        for folder in target.parents:
+            _check_writers(folder, os.stat(folder), kind, is_dir=True)
+        _check_links(target, kind, depth + 1)
 
 
 def _check_writers(path: Path, st: os.stat_result, kind: str, is_dir: bool = False) -> None:

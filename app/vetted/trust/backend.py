@@ -224,6 +224,11 @@ def verify_certificate_dsse(raw: bytes, spec: CertificateChain) -> CertificateSi
     from model_signing._signing import sign_certificate
 
     signature = _read_pb_signature(raw)
+    material = getattr(signature.bundle, "verification_material", None)
+    if getattr(material, "x509_certificate_chain", None) is None:
+        raise Refused(f"certificate signature against {spec.describe()}",
+                      "the signature carries no certificate chain (it was made with a key or keyless)",
+                      "the pinned signer is a certificate chain: this was signed by someone else, or another way")
     payload_type, payload = _pb_verify(
         lambda path: sign_certificate.Verifier([path]), spec.chain_pem, "loading the certificate chain",
         "pass PEM certificates", signature, f"certificate signature against {spec.describe()}",
