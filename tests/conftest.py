@@ -56,3 +56,14 @@ def signing_key(tmp_path: Path) -> tuple[Path, Path]:
     from vetted.authoring.publish import generate_key
 
     return generate_key(tmp_path / "keys")
+
+
+@pytest.fixture
+def no_machine_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For policy tests: this machine has no /etc/vetted/policy.json, and the policy comes
+    only from what the test hands over (VETTED_POLICY_EXTRA)."""
+    from vetted.policy import sources
+
+    if sources.LINUX_PATH.exists():
+        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
+    monkeypatch.delenv(sources.EXTRA_ENV, raising=False)

@@ -26,11 +26,7 @@ PROV = {"publisher": "Test Pub", "model_name": "tiny", "license": "MIT", "archit
         "base_models": [{"name": "Tiny Base", "relation": "finetune"}]}
 
 
-@pytest.fixture(autouse=True)
-def no_machine_policy(monkeypatch):
-    if policy_sources.LINUX_PATH.exists():
-        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
-    monkeypatch.delenv(policy_sources.EXTRA_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_machine_policy")  # conftest: policies come only from the tests
 
 
 @pytest.fixture

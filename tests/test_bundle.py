@@ -26,11 +26,7 @@ from vetted.store import audit
 MODELS = ("alpha", "beta")
 
 
-@pytest.fixture(autouse=True)
-def no_machine_policy(monkeypatch):
-    if sources.LINUX_PATH.exists():
-        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
-    monkeypatch.delenv(sources.EXTRA_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_machine_policy")  # conftest: policies come only from the tests
 
 
 @pytest.fixture
@@ -446,16 +442,11 @@ def test_two_models_sharing_one_file_import_together(tmp_path, signing_key, cli)
     assert check.returncode == 0, check.stdout
 
 
-def test_a_failure_while_installing_rolls_back_what_the_import_installed(tmp_path, org, signing_key, loc,
-                                                                        monkeypatch):
-    """A disk that fills up (or a store someone tampers with) after the first model is in:
-    the first is removed again, nothing is left in quarantine, and the refusal is audited."""
-    from vetted.core import Vetted
+def fail_second_install(monkeypatch) -> list[str]:
+    """The second model's install fails as on a full disk; returns the ids install was called for."""
     from vetted.errors import StoreError
     from vetted.install import pull as pulling
-    from vetted.trust.identity import PublicKey
 
-    bundle = quick_bundle(org, tmp_path / "org.vbundle")
     real, calls = pulling.install_staged, []
 
     def second_fails(*args, **kwargs):
@@ -465,6 +456,19 @@ def test_a_failure_while_installing_rolls_back_what_the_import_installed(tmp_pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pulling, "install_staged", second_fails)
+    return calls
+
+
+def test_a_failure_while_installing_rolls_back_what_the_import_installed(tmp_path, org, signing_key, loc,
+                                                                        monkeypatch):
+    """A disk that fills up (or a store someone tampers with) after the first model is in:
+    the first is removed again, nothing is left in quarantine, and the refusal is audited."""
+    from vetted.core import Vetted
+    from vetted.errors import StoreError
+    from vetted.trust.identity import PublicKey
+
+    bundle = quick_bundle(org, tmp_path / "org.vbundle")
+    calls = fail_second_install(monkeypatch)
     app = Vetted(loc)
     with pytest.raises(StoreError, match="no space left on device"):
         app.import_bundle(bundle, PublicKey(signing_key[1].read_bytes()))
@@ -496,22 +500,13 @@ def test_a_failed_import_keeps_a_model_that_was_installed_before(tmp_path, org, 
     import failed, was purged by the rollback (record and store file)."""
     from vetted.core import Vetted
     from vetted.errors import StoreError
-    from vetted.install import pull as pulling
     from vetted.trust.identity import PublicKey
 
     app = Vetted(loc)
     app.pin_catalog(str(org), PublicKey(signing_key[1].read_bytes()))
     app.pull("alpha")
     before = app.models()[0]
-    real, calls = pulling.install_staged, []
-
-    def second_fails(*args, **kwargs):
-        calls.append(args[3].id)
-        if len(calls) == 2:
-            raise StoreError("installing beta", "no space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pulling, "install_staged", second_fails)
+    calls = fail_second_install(monkeypatch)
     with pytest.raises(StoreError):
         app.import_bundle(quick_bundle(org, tmp_path / "org.vbundle"), PublicKey(signing_key[1].read_bytes()))
     assert calls == ["alpha", "beta"]

@@ -34,12 +34,7 @@ TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}
 MANAGED = "Managed by your organisation"
 
 
-@pytest.fixture(autouse=True)
-def no_machine_policy(monkeypatch):
-    """This machine has no /etc/vetted/policy.json; the policy comes only from the tests."""
-    if sources.LINUX_PATH.exists():
-        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
-    monkeypatch.delenv(sources.EXTRA_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_machine_policy")  # conftest: policies come only from the tests
 
 
 @pytest.fixture

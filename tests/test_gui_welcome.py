@@ -19,11 +19,7 @@ from vetted.policy import sources
 from vetted.trust.identity import PublicKey
 
 
-@pytest.fixture(autouse=True)
-def no_machine_policy(monkeypatch):
-    if sources.LINUX_PATH.exists():
-        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
-    monkeypatch.delenv(sources.EXTRA_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_machine_policy")  # conftest: policies come only from the tests
 
 
 def window(qtbot, loc):

@@ -29,12 +29,7 @@ CARD = {"evaluator": "Eval Lab", "evaluated_at": "2026-11-01", "assurance": "thi
         "not_evaluated": [], "flags": []}
 
 
-@pytest.fixture(autouse=True)
-def no_machine_policy(monkeypatch, tmp_path):
-    """This machine has no /etc/vetted/policy.json; tests say so explicitly in-process."""
-    if sources.LINUX_PATH.exists():
-        pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
-    monkeypatch.delenv(sources.EXTRA_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_machine_policy")  # conftest: policies come only from the tests
 
 
 def policy_file(tmp_path: Path, doc: dict, name: str = "policy.json", mode: int = 0o600) -> Path:

@@ -47,6 +47,7 @@ from vetted.net.http import Cancelled, open_regular
 from vetted.paths import Locations
 from vetted.store import audit, installed, layout
 from vetted.trust import oms
+from vetted.trust.identity import TrustSpec
 
 FORMAT = "vetted.bundle/1"
 INDEX = "vetted-bundle.json"
@@ -267,7 +268,10 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
     for folder in (loc.quarantine, loc.store):
         layout.check_dir(folder)
     digests = [f.sha256 for e in entries for f in e.files]
-    staged_all: list[tuple[ModelEntry, BundleSource, bytes, oms.SignedManifest, list[pulling.Staged]]] = []
+    staged_all: list[tuple[ModelEntry, BundleSource, TrustSpec, bytes, oms.SignedManifest, list[pulling.Staged]]] = []
+
+    def parts() -> Iterator[Partial]:
+        return (s.part for *_rest, staged in staged_all for s in staged if s.part is not None)
     already: list[str] = []
     staging: set[str] = set()  # digests staged for an earlier model of this import (two models, one file)
 
@@ -290,19 +294,16 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                 say(f"{entry.id}: copying into quarantine and hashing")
                 staged = pulling.stage_files(loc, db, source, entry, progress, cancel, say, shared=set(staging))
                 staging.update(f.sha256 for f in entry.files)
-                staged_all.append((entry, source, sig, signed, staged))
+                staged_all.append((entry, source, spec, sig, signed, staged))
         except BaseException as exc:
-            for _e, _s, _b, _sig, staged in staged_all:
-                for s in staged:
-                    if s.part is not None:
-                        s.part.discard()
+            for part in parts():
+                part.discard()
             refuse(exc)
             raise
         models: list[installed.InstalledModel] = []
         before = {e.id: _record(db, e.id) for e, *_rest in staged_all}  # a model already here, from elsewhere
         try:
-            for entry, source, sig, signed, staged in staged_all:
-                spec = entry.signature.signer.spec(cat.trusted_root)
+            for entry, source, spec, sig, signed, staged in staged_all:
                 staged = [_fill_shared(loc, s) for s in staged]
                 models.append(pulling.install_staged(loc, db, cat, entry, source, sig, signed, staged, spec))
         except BaseException as exc:
@@ -314,17 +315,13 @@ def import_models(loc: Locations, db: sqlite_utils.Database, bundle: Bundle, cat
                                  f"restored its earlier record: the import of {bundle.path} failed")
                 else:
                     installed.purge(db, m.model_id, f"rolled back: the import of {bundle.path} failed")
-            for _e, _s, _b, _sig, staged in staged_all:
-                for s in staged:
-                    if s.part is not None:
-                        s.part.discard()
+            for part in parts():
+                part.discard()
             refuse(exc)
             raise
         finally:
-            for _e, _s, _b, _sig, staged in staged_all:
-                for s in staged:
-                    if s.part is not None:
-                        s.part.close()
+            for part in parts():
+                part.close()
     audit.record(db, "bundle.import", str(bundle.path), "accepted",
                  f"{len(models)} model(s) installed, {len(already)} already installed; catalog "
                  f"{cat.catalog.id} v{cat.catalog.version}", cat.signer,
