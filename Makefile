@@ -14,18 +14,32 @@ SHOT_PKGS := xvfb xauth fonts-dejavu-core fonts-noto-color-emoji
 # The CNCF distribution registry, for tests/test_oci.py: the tests start /usr/bin/docker-registry
 # themselves on 127.0.0.1 (the package's own service is not used).
 TEST_APT_PKGS := docker-registry
+# `make package`: the tools, and every system library the frozen app links against (dpkg-shlibdeps
+# turns those into the .deb's Depends, so they must be installed where it is built).
+PKG_APT_PKGS := dpkg-dev lintian binutils patchelf xz-utils desktop-file-utils \
+            libbrotli1 libbz2-1.0 libdbus-1-3 libegl1 libffi8 libfontconfig1 libfreetype6 libgl1 libglib2.0-0 \
+            libgomp1 libgssapi-krb5-2 liblzma5 libreadline8 libsqlite3-0 libssl3 libuuid1 libwayland-client0 \
+            libwayland-cursor0 libwayland-egl1 libx11-6 libx11-xcb1 libxcb-cursor0 libxcb-glx0 libxcb-icccm4 \
+            libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-render0 libxcb-shape0 \
+            libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxcb1 libxkbcommon-x11-0 \
+            libxkbcommon0 libzstd1 zlib1g
 
-.PHONY: setup system-deps test-deps run check test test-fast bench screenshots clean
+# Install whichever of the named Debian packages are missing (sudo unless root): $(call apt-install,LABEL,PKGS)
+define apt-install
+	@missing=""; for p in $(2); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(1):$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+endef
+
+.PHONY: setup system-deps test-deps run check test test-fast bench screenshots clean package package-deps
 
 setup: system-deps $(VENV)/.installed
 
 system-deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing system packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	$(call apt-install,system packages,$(APT_PKGS))
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,12 +73,7 @@ check: setup
 	$(VENV)/bin/mypy
 
 test-deps:
-	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing test packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	$(call apt-install,test packages,$(TEST_APT_PKGS))
 
 test: check test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
@@ -78,10 +87,22 @@ bench: setup
 	$(PY) bench/ui.py
 
 screenshots: setup
-	@missing=""; for p in $(SHOT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+	$(call apt-install,screenshot tools,$(SHOT_PKGS))
 	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) scripts/screenshots.py docs/screenshots
+
+# The Linux installers: dist/vetted_<version>_amd64.deb and dist/vetted-<version>-linux-x86_64.tar.gz
+# (PyInstaller, then dpkg-deb, tar and lintian; packaging/README.md). packaging/linux/smoke-test
+# checks what they install; tests/test_packaging.py runs both.
+package: setup package-deps
+	PYTHON=$(abspath $(PY)) packaging/linux/build
+
+package-deps: $(VENV)/.installed-package
+	$(call apt-install,packaging tools and libraries,$(PKG_APT_PKGS))
+
+# The `package` extra (the freezing tool, pinned in pyproject.toml), without reinstalling the rest.
+$(VENV)/.installed-package: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q $$($(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["package"])')
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info app/*.egg-info

@@ -2,15 +2,39 @@
 
 The one place that knows both front ends, so neither imports the other (the layers in
 pyproject.toml's import-linter contracts).
+
+An installer build (PyInstaller, packaging/) is one frozen executable for everything:
+- `vetted --run-engine-worker` (hidden) is the llama.cpp worker process: a frozen app has
+  no `python -m`, so `runtime/engine.py` starts the executable itself with this flag;
+- started under the name `vetted-admin` (a link to the same executable), it is the
+  authoring tool;
+- `vetted --version` prints the version baked in at build time.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+
+WORKER_FLAG = "--run-engine-worker"
+ADMIN_NAME = "vetted-admin"
+BUILD_INFO = "vetted-build.txt"  # written by packaging/vetted.spec next to the frozen modules
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [WORKER_FLAG]:  # first, before anything else is imported
+        from vetted.runtime.worker import main as worker_main
+
+        worker_main()
+        return 0
+    if argv is None and _invoked_as(ADMIN_NAME):
+        from vetted.cli.admin import main as admin_main
+
+        return admin_main(args)
+    if args == ["--version"]:
+        print(f"vetted {version()}")
+        return 0
     if not args:
         try:
             from vetted.gui.app import main as gui_main
@@ -23,6 +47,39 @@ def main(argv: list[str] | None = None) -> int:
     from vetted.cli import main as cli_main
 
     return cli_main(args)
+
+
+def _invoked_as(name: str) -> bool:
+    """Was this process started under `name` (a link to the frozen executable)? Only a frozen
+    app dispatches on its name; the console scripts of a pip install are separate."""
+    if not getattr(sys, "frozen", False) or not sys.argv:
+        return False
+    base = os.path.basename(sys.argv[0]).lower()
+    return base in (name, name + ".exe")
+
+
+def version() -> str:
+    """The version baked into a frozen build, else the installed package's metadata, else
+    the source's own `__version__`."""
+    if getattr(sys, "frozen", False):
+        meipass = getattr(sys, "_MEIPASS", None)
+        if meipass:
+            try:
+                with open(os.path.join(meipass, BUILD_INFO), encoding="utf-8") as f:
+                    baked = f.readline().strip()
+                if baked:
+                    return baked
+            except OSError:
+                pass
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        return dist_version("vetted")
+    except PackageNotFoundError:
+        from vetted import __version__
+
+        return __version__
 
 
 if __name__ == "__main__":

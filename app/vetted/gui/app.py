@@ -24,8 +24,35 @@ def main(argv: list[str] | None = None) -> int:
     app = Vetted()  # the one application object; the window and its pages call only it
     app.loc.ensure()
     win = MainWindow(app)
+    if os.environ.get("VETTED_GUI_SMOKE") == "1":
+        _quit_after_first_paint(qt, win)
     win.show()
     try:
         return qt.exec()
     finally:
         app.close()
+
+
+def _quit_after_first_paint(qt, win) -> None:
+    """VETTED_GUI_SMOKE=1 (packaging/*/smoke-test): quit once the main window has painted,
+    printing one line a test can check; exit 1 if it has not painted within 60 s."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Paint and not getattr(self, "seen", False):
+                self.seen = True
+                size = win.size()
+                print(f"gui-smoke: painted '{win.windowTitle()}' {size.width()}x{size.height()} "
+                      f"on {qt.platformName()}", flush=True)
+                QTimer.singleShot(0, qt.quit)
+            return False
+
+    watcher = FirstPaint(win)
+    win.installEventFilter(watcher)
+
+    def too_slow() -> None:
+        print("gui-smoke: no paint within 60 s", file=sys.stderr, flush=True)
+        qt.exit(1)
+
+    QTimer.singleShot(60_000, too_slow)

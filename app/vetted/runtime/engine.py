@@ -66,15 +66,27 @@ class Reply:
     timings: dict[str, Any] = field(default_factory=dict)
 
 
+def worker_command() -> list[str]:
+    """How the engine process is started.
+
+    From a Python install: -I, isolated mode. `-m` would otherwise put the current folder
+    first on sys.path, and a `vetted/` package there (a cloned repo, an unpacked archive)
+    would become the engine and be handed the checked descriptor. -u: unbuffered (-I
+    ignores PYTHON*). A frozen app (packaging/) has no `-m`: its executable runs the worker
+    when given the hidden flag `--run-engine-worker` (launch.py), and its modules come only
+    from inside the bundle, never from the current folder.
+    """
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--run-engine-worker"]
+    return [sys.executable, "-I", "-u", "-m", "vetted.runtime.worker"]
+
+
 class Worker:
     """One engine process and its protocol channel."""
 
     def __init__(self, pass_fds: tuple[int, ...] = ()) -> None:
-        # -I: isolated mode. `-m` would otherwise put the current folder first on sys.path,
-        # and a `vetted/` package there (a cloned repo, an unpacked archive) would become the
-        # engine and be handed the checked descriptor. -u: unbuffered (-I ignores PYTHON*).
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-u", "-m", "vetted.runtime.worker"], stdin=subprocess.PIPE,
+            worker_command(), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=False, pass_fds=pass_fds,
         )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
