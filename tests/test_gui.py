@@ -101,7 +101,7 @@ def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
     d.licence.setCurrentText("MIT")
     assert d.proxy.rowCount() == 1 and d.row_at(d.proxy.index(0, 0)).entry.id == "tampered"
     d.licence.setCurrentText("")
-    d.table.sortByColumn(2, d.table.horizontalHeader().sortIndicatorOrder())  # by size
+    d.table.sortByColumn(4, d.table.horizontalHeader().sortIndicatorOrder())  # by size
 
     assert d.select_id("smol")
     qtbot.waitUntil(lambda: not d.page.pending, timeout=10_000)  # the card is read off the UI thread
@@ -115,7 +115,7 @@ def test_browse_download_chat_stop_restart(qtbot, loc, mirror) -> None:
     assert item.state == "done", item.info.text()
     assert "Verified and installed" in item.info.text()
     qtbot.waitUntil(lambda: w.library.table.rowCount() == 1, timeout=5_000)
-    assert "verified" in w.library.table.item(0, 2).text()
+    assert "Verified" in w.library.table.item(0, 2).text()
 
     w.chat_with("smol")
     chat = w.chat
@@ -396,8 +396,8 @@ def test_a_model_removed_through_the_core_refreshes_library_chat_and_discover(qt
 
 def test_settings_and_audit_pages_read_through_the_core(qtbot, loc, tiny) -> None:
     w = open_window(qtbot, fake_app(loc))
-    qtbot.waitUntil(lambda: "Threads:" in w.settings_page.view.toPlainText(), timeout=10_000)
-    text = w.settings_page.view.toPlainText()
+    qtbot.waitUntil(lambda: "Threads:" in w.settings_page.text(), timeout=10_000)
+    text = w.settings_page.text()
     assert str(tiny) in text and "must be signed by public key sha256:" in text and "Context: 4096 tokens" in text
     qtbot.waitUntil(lambda: w.audit.status is not None, timeout=10_000)
     assert "hash chain intact" in w.audit.count.text()
@@ -411,6 +411,8 @@ def test_the_main_window_refreshes_no_page_and_pages_touch_no_other_page() -> No
 
 
 def test_streamed_tokens_are_appended_without_re_rendering_the_conversation(qtbot, loc, tiny) -> None:
+    """One live reply while it streams (issue 13: it showed twice), in its own bubble: the
+    bubbles before it are built once per turn and never touched by a token."""
     engines = FakeEngines(reply=STORY, hold_after=20)
     app = fake_app(loc, engines)
     w = open_window(qtbot, app)
@@ -423,32 +425,30 @@ def test_streamed_tokens_are_appended_without_re_rendering_the_conversation(qtbo
     qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
 
     full_renders: list[tuple] = []
-    markdowns: list[str] = []
-    render, set_markdown = chat.render, chat.view.setMarkdown
+    render = chat.render
     chat.render = lambda *a, **k: (full_renders.append(a), render(*a, **k))[1]
-    chat.view.setMarkdown = lambda md: (markdowns.append(md), set_markdown(md))[1]
     chat.input.setPlainText("Tell me a story.")
     chat.send()
     assert len(full_renders) == 1  # the turn starts: the conversation and your message, once
+    before = list(chat.view.bubbles[:-1])
     qtbot.waitUntil(lambda: engines.last.holding.is_set() and chat.streaming == pieces(STORY, 20), timeout=10_000)
+    live = chat.view.live
+    qtbot.waitUntil(lambda: live.body.toPlainText().startswith("Once upon a time"), timeout=5_000)
     text = chat.view.toPlainText()
-    assert "Tell me a story." in text and text.endswith("Assistant (writing…)\n" + pieces(STORY, 20))
-    assert "**lighthouse**" in text  # while it streams the reply is plain text, appended
-    assert len(full_renders) == 1 and len(markdowns) == 1
+    assert "Tell me a story." in text and text.count("Assistant (writing…)") == 1
+    assert text.count("Assistant") == 2 and text.endswith("night. Once upon a time a")  # one live reply, not two
+    assert live.body.markdown() == pieces(STORY, 20)
+    assert [b.role for b in chat.view.bubbles] == ["user", "assistant", "user", "assistant"]
+    chat.open(chat.conv_id)  # opening the chat again mid-stream still shows it once
+    assert chat.view.toPlainText().count("Assistant (writing…)") == 1 and len(chat.view.bubbles) == 4
+    before, live = list(chat.view.bubbles[:-1]), chat.view.live
     engines.last.release()
     qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
-    assert len(full_renders) == 1 and len(markdowns) == 1  # the finished reply was rendered in place
-    text = chat.view.toPlainText()
-    assert "**" not in text and "a lighthouse keeper" in text  # as Markdown, now that it is complete
-
-    from PySide6.QtWidgets import QTextBrowser
-
-    from vetted.gui.chat_view import conversation_markdown
-
-    reference = QTextBrowser()
-    reference.setMarkdown(conversation_markdown(chat.chats.get(chat.conv_id).messages))
-    assert chat.view.toPlainText() == reference.toPlainText()  # what a full render of the stored chat shows
-    assert chat.view.toHtml() == reference.toHtml()
+    assert len(full_renders) == 2 and chat.view.bubbles[:-1] == before and chat.view.bubbles[-1] is live
+    text = live.text()
+    assert "**" not in text and "a lighthouse keeper" in text and "writing" not in text  # as Markdown, complete
+    stored = chat.chats.get(chat.conv_id).messages
+    assert [b.message.id for b in chat.view.bubbles] == [m.id for m in stored]
 
 
 def test_chat_runs_on_the_fake_engine_in_a_blink(qtbot, loc, tiny, monkeypatch) -> None:
@@ -503,7 +503,7 @@ def test_stop_keeps_what_streamed_on_the_fake_engine(qtbot, loc, tiny) -> None:
     qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
     last = chat.chats.get(chat.conv_id).messages[-1]
     assert last.status == "stopped" and last.content == pieces(STORY, 7)
-    assert chat.status.text().startswith("stopped: 7 tokens")
+    assert chat.status.text().startswith("Stopped: 7 tokens")
     assert "Assistant (stopped)" in chat.view.toPlainText()
 
 

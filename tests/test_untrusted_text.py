@@ -325,7 +325,7 @@ def test_gui_refused_download_says_refused_with_reason_and_no_full_bar(evil, loc
     qtbot.waitUntil(lambda: item.state in ("done", "refused"), timeout=60_000)
     assert item.state == "refused"
     assert item.bar.value() < item.bar.maximum()  # a full bar reads as a finished download
-    assert item.bar.format() == "refused" and item.bar.text() == "refused"
+    assert item.bar.format() == "✖ Refused: not installed" and item.bar.text() == "✖ Refused: not installed"
     info = item.info.text()
     assert info.startswith("✖ Download refused. Not installed.\n"), info
     assert "sha256" in info and "What you can do" in info

@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import sys
 
+from vetted.version import BUILD_INFO, version  # noqa: F401 (BUILD_INFO: tests and packaging name it here)
+
 WORKER_FLAG = "--run-engine-worker"
 ADMIN_NAME = "vetted-admin"
-BUILD_INFO = "vetted-build.txt"  # written by packaging/vetted.spec next to the frozen modules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,30 +57,6 @@ def _invoked_as(name: str) -> bool:
         return False
     base = os.path.basename(sys.argv[0]).lower()
     return base in (name, name + ".exe")
-
-
-def version() -> str:
-    """The version baked into a frozen build, else the installed package's metadata, else
-    the source's own `__version__`."""
-    if getattr(sys, "frozen", False):
-        meipass = getattr(sys, "_MEIPASS", None)
-        if meipass:
-            try:
-                with open(os.path.join(meipass, BUILD_INFO), encoding="utf-8") as f:
-                    baked = f.readline().strip()
-                if baked:
-                    return baked
-            except OSError:
-                pass
-    try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
-
-        return dist_version("vetted")
-    except PackageNotFoundError:
-        from vetted import __version__
-
-        return __version__
 
 
 if __name__ == "__main__":

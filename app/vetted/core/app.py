@@ -1,12 +1,14 @@
 """`Vetted`: the one application object every front end calls.
 
-The CLI, the GUI (and later the local API server and the organisation's policy) call only
-this. It owns the locations, one database connection per thread, the settings, the
+The CLI, the GUI and the local API server call only this, and it applies the
+organisation's policy. It owns the locations, one database connection per thread, the settings, the
 catalogs with their trusted roots, and exposes each operation as a plain method with
 callbacks (progress, tokens, log lines) and typed results. Every rule — the memory fit
 before a download, the trusted root that goes with each catalog, the audit entry of each
 decision — is enforced here once, so the front ends cannot drift apart. It never prints,
 never names a command or a button, and never imports Qt (DESIGN.md invariant 10).
+Its chat and API operations live in two mixins (`chat_ops.py`, `api_ops.py`) so this file
+stays readable; `host.py` lists what they may use of the object.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import sqlite_utils
 from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog
 from vetted.core import events as ev
+from vetted.core.api_ops import ApiOps
+from vetted.core.chat_ops import ChatOps
 from vetted.core.policy_gate import CatalogUse, PolicyGate
 from vetted.core.results import CatalogState, ModelRow, PinResult, Removed, SetupState
 from vetted.core.settings import CatalogSubscription, Settings, SignerConflict
@@ -37,7 +41,7 @@ class MemoryRefused(Refused):
     """A model that cannot fit in this machine's memory is not downloaded."""
 
 
-class Vetted:
+class Vetted(ChatOps, ApiOps):
     def __init__(self, loc: Locations | None = None, *, engine_factory: Callable[[], Any] | None = None,
                  available_memory: Callable[[], int] | None = None) -> None:
         """`engine_factory` makes the engine chats and spot-checks run on (the real llama.cpp
@@ -222,6 +226,27 @@ class Vetted:
         self.events.emit(ev.CATALOGS_CHANGED)
         return PinResult(location, signer.describe(), replaced)
 
+    def unpin_catalog(self, location: str) -> str:
+        """Stops using a catalog the person pinned (installed models stay; the pin can be
+        added again). One the organisation's policy provides is the administrator's to
+        remove. Returns the signer it required; audited."""
+        location = normalise_location(location)
+        managed = self.policy().allowed_catalog(location)
+        if managed is not None:
+            exc = self.policy().refuse("catalogs.allowed", managed.source, f"catalog {location}",
+                                       "is provided by your organisation's policy")
+            audit.record(self.db, "catalog.unpin", location, "refused", exc.line())
+            raise exc
+        settings = Settings.load(self.loc)
+        old = settings.unsubscribe(location)
+        if old is None:
+            settings.find(location)  # "no signer is pinned for it"
+            raise AssertionError("unreachable")
+        settings.save(self.loc)
+        audit.record(self.db, "catalog.unpin", location, "info", "catalog removed by user", old.signer.describe())
+        self.events.emit(ev.CATALOGS_CHANGED)
+        return old.signer.describe()
+
     def setup_state(self) -> SetupState:
         """For a first run (an installed app with no catalog and no model yet): whether to
         welcome the person, and which of the first steps the organisation's policy allows."""
@@ -254,9 +279,13 @@ class Vetted:
     def model_rows(self, states: list[CatalogState]) -> list[ModelRow]:
         """Catalog entries with install state, memory fit and what the organisation's policy
         would refuse (unaudited: it is what a list shows), as the GUI's lists show them."""
+        from vetted.cards import spotcheck
         from vetted.runtime.memory import entry_estimate, fits
 
-        inst = {m.model_id: m.state for m in installed.all_models(self.db)}
+        inst = {m.model_id: m for m in installed.all_models(self.db)}
+        # the local spot-checks on file (only installed files can have one): one query, not one per row
+        checked = {r["sha256"] for r in
+                   self.db.query("SELECT DISTINCT sha256 FROM spotchecks WHERE status = 'complete'")}
         available = self.available_memory()
         gate = self.gate()
         rows = []
@@ -265,8 +294,12 @@ class Vetted:
                 continue
             for e in s.loaded.catalog.models:
                 need = entry_estimate(e.size, e.runtime.ram_bytes)
-                rows.append(ModelRow(e, s.loaded, inst.get(e.id), need, fits(need, available).verdict,
-                                     gate.pull_blockers(e, s.loaded)))
+                m = inst.get(e.id)
+                sha = e.files[0].sha256
+                rows.append(ModelRow(e, s.loaded, m.state if m else None, need, fits(need, available).verdict,
+                                     gate.pull_blockers(e, s.loaded),
+                                     spotcheck.latest(self.db, sha) if sha in checked else None,
+                                     m.state_reason if m else None))
         return rows
 
     def entry(self, model_id: str, location: str | None = None) -> tuple[ModelEntry, Path | None]:
@@ -406,23 +439,6 @@ class Vetted:
                 session.close()
         self.events.emit(ev.SPOTCHECK_DONE, model_id=model_id, status=result.status)
         return result
-
-    # -- chats --------------------------------------------------------------------------
-
-    def chat_session(self, allow_tight_memory: bool = True, purpose: str = "chat") -> Any:
-        """A chat session on this thread's connection, on the configured engine; every load
-        passes the organisation's policy first (core/policy_gate.py)."""
-        from vetted.runtime.chat import ChatSession
-
-        engine = self.engine_factory() if self.engine_factory else None
-        return ChatSession(self.db, engine, allow_tight_memory=allow_tight_memory, gate=self.gate().gate_load,
-                           purpose=purpose)
-
-    @property
-    def chats(self) -> Any:
-        from vetted.store.chats import Chats
-
-        return Chats(self.db)
 
     # -- audit --------------------------------------------------------------------------
 

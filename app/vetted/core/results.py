@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog
 
 if TYPE_CHECKING:
     from vetted.cards.labels import Claim
+    from vetted.cards.summary import SafetySummary
 
 
 @dataclass
@@ -44,6 +45,10 @@ class ModelRow:
     # why the organisation's policy would refuse downloading it, each naming its rule and
     # source (`PolicyGate.pull_blockers`); empty when nothing stands in the way
     policy_blockers: list[str] = field(default_factory=list)
+    # the newest complete local spot-check of the catalog's file (`spotcheck.latest`), and
+    # why an installed file was refused (the store's reason), for the row's summary and badge
+    spotcheck: dict[str, Any] | None = None
+    installed_reason: str | None = None
 
     @property
     def signer(self) -> str:
@@ -72,9 +77,27 @@ class ModelRow:
 
         return labels.safety_summary(self.claims["safety_card"])
 
+    @cached_property
+    def safety(self) -> "SafetySummary":
+        """The plain-language summary the model page shows too (cards.summary), from the
+        labelled card and the local spot-check."""
+        from vetted.cards.summary import summarise
+
+        return summarise([c.as_dict() for c in self.claims["safety_card"]], self.spotcheck)
+
     def search_text(self) -> str:
         e = self.entry
         return " ".join([e.id, e.name, e.publisher, e.description, e.license, e.family, e.quantization]).lower()
+
+
+@dataclass(frozen=True)
+class ChatCapability:
+    """Whether a model can hold a chat: it needs a chat template (the catalog's curated one
+    or the file's own). A base model completes text; it does not chat. `reason` says why
+    not, in words a person reads next to the model's name ("" when it can chat)."""
+
+    can_chat: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,13 @@ class Settings:
         self.catalogs = [c for c in self.catalogs if _norm(c.location) != norm] + [sub]
         return old
 
+    def unsubscribe(self, location: str) -> CatalogSubscription | None:
+        """Forgets the signer pinned for a location; returns that pin (None: there was none)."""
+        norm = _norm(location)
+        old = next((c for c in self.catalogs if _norm(c.location) == norm), None)
+        self.catalogs = [c for c in self.catalogs if _norm(c.location) != norm]
+        return old
+
     def find(self, location: str | None) -> CatalogSubscription:
         if location is None:
             if not self.catalogs:

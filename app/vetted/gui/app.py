@@ -16,14 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from vetted.core import Vetted
-    from vetted.gui.main_window import MainWindow
 
     qt = QApplication.instance() or QApplication(argv or sys.argv)
-    qt.setApplicationName("Vetted")
-    qt.setOrganizationName("Vetted")
     app = Vetted()  # the one application object; the window and its pages call only it
-    app.loc.ensure()
-    win = MainWindow(app)
+    win = start(qt, app)
     if os.environ.get("VETTED_GUI_SMOKE") == "1":
         _quit_after_first_paint(qt, win)
     win.show()
@@ -31,6 +27,19 @@ def main(argv: list[str] | None = None) -> int:
         return qt.exec()
     finally:
         app.close()
+
+
+def start(qt, app):
+    """The window over `app`, in the theme this person chose (Fusion, light or dark); not
+    yet shown. Everything `main` does before the event loop, so tests run it in-process."""
+    from vetted.gui.main_window import MainWindow
+    from vetted.gui.theme import apply_theme, prefs, saved_mode
+
+    qt.setApplicationName("Vetted")
+    qt.setOrganizationName("Vetted")
+    app.loc.ensure()
+    apply_theme(qt, saved_mode(prefs(app.loc.config)))
+    return MainWindow(app)
 
 
 def _quit_after_first_paint(qt, win) -> None:
@@ -45,6 +54,7 @@ def _quit_after_first_paint(qt, win) -> None:
                 size = win.size()
                 print(f"gui-smoke: painted '{win.windowTitle()}' {size.width()}x{size.height()} "
                       f"on {qt.platformName()}", flush=True)
+                deadline.stop()
                 QTimer.singleShot(0, qt.quit)
             return False
 
@@ -55,4 +65,6 @@ def _quit_after_first_paint(qt, win) -> None:
         print("gui-smoke: no paint within 60 s", file=sys.stderr, flush=True)
         qt.exit(1)
 
-    QTimer.singleShot(60_000, too_slow)
+    deadline = QTimer(win, singleShot=True, interval=60_000)  # stopped on the first paint
+    deadline.timeout.connect(too_slow)
+    deadline.start()

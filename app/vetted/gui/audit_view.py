@@ -11,13 +11,15 @@ import json
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui import theme
+from vetted.gui.bridge import Job, Runner, error_text, plain_tooltip
+from vetted.gui.library import when
 from vetted.textsafe import one_line
 
 
@@ -43,6 +45,9 @@ class AuditPage(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setMaximumSectionSize(320)  # a long subject is cut, whole on hover
+        self.table.setWordWrap(False)  # one line per decision, at any width
+        self.table.setTextElideMode(Qt.ElideMiddle)
         self.count = QLabel()
         self.count.setTextFormat(Qt.PlainText)  # it can quote audit rows, which anyone may have written
         self.count.setWordWrap(True)
@@ -93,8 +98,10 @@ class AuditPage(QWidget):
         for i, r in enumerate(rows):
             for j, key in enumerate(["at", "result", "action", "subject", "identity", "reason"]):
                 text = one_line(r[key] or "")  # rows quote catalogs, servers and libraries
-                item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item = QTableWidgetItem(when(text) if key == "at" else text)
+                item.setToolTip(plain_tooltip(text))
+                if key == "result" and text == "refused":
+                    item.setForeground(QColor(theme.danger(self.table)))
                 self.table.setItem(i, j, item)
         head = self.status.head
         chain = (f"hash chain intact (head: row {head.id}, sha256 {head.hash[:16]}…)" if self.status.ok else

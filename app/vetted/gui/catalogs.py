@@ -2,9 +2,10 @@
 
 Verifying a catalog checks its signature (and every claim's, once) and writes audit
 rows, so it runs once for both pages, off the UI thread, and again only when the pinned
-catalogs change. When a model is installed, removed or re-checked, only the rows'
-install state and memory fit are recomputed (`Vetted.model_rows`), also off the UI
-thread. Pages listen to `loaded`; none asks another to refresh.
+catalogs change. When a model is installed, removed or re-checked, or a spot-check
+finishes, only the rows' install state, memory fit and local spot-check (which the Safety
+column summarises) are recomputed (`Vetted.model_rows`), also off the UI thread. Pages
+listen to `loaded`; none asks another to refresh.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class CatalogRows(QObject):
         self._stale = False
         events.catalogs_changed.connect(self.reload)
         events.models_changed.connect(lambda _model_id: self.refresh_rows())
+        # a finished spot-check changes a row's safety summary (Discover's Safety column)
+        events.spotcheck_done.connect(lambda _model_id, _status: self.refresh_rows())
 
     def reload(self) -> Job:
         """Verifies every pinned catalog again, then recomputes the rows."""

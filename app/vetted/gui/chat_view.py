@@ -1,100 +1,57 @@
-"""Chat: conversations, streaming replies rendered as Markdown, Stop, Regenerate, Edit and
-resend, system prompt and parameters, and a banner when the engine crashes.
+"""Chat: conversations as message bubbles (gui/chat_bubbles.py), one live reply while it
+streams, Stop, per-message copy / regenerate (keeping alternatives) / edit, Continue for a
+reply cut at max tokens, the model's parameters with presets and a seed, export, and
+delete with Undo.
 
 Model work runs on the runner's chat lane: one thread, where the chat session (made by
 `Vetted.chat_session`, on the engine `Vetted` was given) lives so its engine stays loaded
 across turns; each turn hands it that thread's current database connection. The UI
 thread reads and writes only this page's conversation rows (`Vetted.chats`, its own
 connection: one indexed query each), so typing, opening and rendering never wait for
-the engine. The list of models is read through the runner when the core says a model
-was installed, removed or re-checked.
+the engine. The list of models (and which of them can chat: `Vetted.chat_capability`)
+is read through the runner when the core says a model was installed, removed or checked.
 
-While a reply streams, its text is appended at the end of the view (a `QTextCursor`),
-never re-rendering the conversation; when it ends, only that reply is rendered as
-Markdown in place.
+A turn builds the transcript once (the conversation and the message being sent) and adds
+one live bubble; tokens go to that bubble only (throttled by `MessageText`), and when the
+reply ends that bubble is given the stored message. A new chat starts from the model's
+default parameters (Settings ▸ Chat defaults), never from the chat that was open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
-    QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
-    QWidget,
+    QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+    QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
 from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.chat_bubbles import Transcript, copy_text
+from vetted.gui.chat_input import MessageInput
+from vetted.gui.chat_params import ChatParams
+from vetted.gui.chat_support import SessionHost, export_dialog, export_to, finished_text
 from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
 
 if TYPE_CHECKING:  # types only: the page goes through `Vetted`
-    from vetted.core.app import Vetted
     from vetted.runtime.chat import ChatSession, TurnResult
     from vetted.store.chats import Chats, Message
-    from vetted.store.installed import InstalledModel
 
-EMPTY = "_No messages yet. Type below and press Ctrl+Enter._"
-WRITING = "**Assistant** _(writing…)_"
-
-
-class SessionHost:
-    """The chat session, on the chat lane's one thread (create, use and close it there)."""
-
-    def __init__(self, app: Vetted) -> None:
-        self.app = app
-        self.session: ChatSession | None = None
-
-    def get(self) -> ChatSession:
-        if self.session is None:
-            self.session = self.app.chat_session()
-        else:  # the runner closed the previous job's connection
-            self.session.use_connection(self.app.db)
-        return self.session
-
-    def stop(self) -> None:
-        """From any thread: asks the running reply to stop before its next token."""
-        if self.session is not None:
-            self.session.stop()
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-
-
-def message_markdown(m: Message) -> str:
-    """One finished message: its content as written (newlines are theirs), the status note one line."""
-    who = "**You**" if m.role == "user" else "**Assistant**"
-    note = "" if m.status == "complete" else f" _({m.status}{': ' + one_line(m.reason) if m.reason else ''})_"
-    return f"{who}{note}\n\n{m.content}\n\n---\n"
-
-
-def conversation_markdown(messages: list[Message], pending_user: str | None = None) -> str:
-    """The finished messages, then the message being sent (not stored yet: the chat thread stores it)."""
-    out = [message_markdown(m) for m in messages]
-    if pending_user is not None:
-        out.append(f"**You**\n\n{pending_user}\n\n---\n")
-    return "\n".join(out) or EMPTY
-
-
-def _block_format() -> QTextBlockFormat:
-    """The paragraph format Qt's Markdown reader gives a paragraph (so a reply rendered in
-    place looks exactly as it does in a full render)."""
-    fmt = QTextBlockFormat()
-    fmt.setTopMargin(6)
-    fmt.setBottomMargin(6)
-    return fmt
+EMPTY = "No messages yet. Type below and press Enter to send."
+NO_CHAT = "Start a new chat, or pick one on the left."
+UNDO_MS = 10_000  # how long a deleted chat can be brought back
 
 
 class ChatPage(QWidget):
     busy_changed = Signal(bool)
     models_loaded = Signal()  # the model list shows what is installed and verified now
 
-    def __init__(self, runner: Runner, events: CoreEvents) -> None:
+    def __init__(self, runner: Runner, events: CoreEvents, prefs: QSettings | None = None) -> None:
         super().__init__()
         self.runner = runner
         self._chats: Chats | None = None
@@ -104,54 +61,59 @@ class ChatPage(QWidget):
         self.streaming_conv: int | None = None  # the chat it belongs to
         self.editing_id: int | None = None
         self.busy = False
-        self._reply_start: int | None = None  # where the streaming reply begins in the view
-        self._reply_cursor: QTextCursor | None = None  # at its end: tokens are inserted here
-        self._plain = QTextCharFormat()
+        self.trashed: int | None = None  # the chat whose Undo is on offer
+        if prefs is None:
+            from vetted.gui.theme import prefs as open_prefs
+
+            prefs = open_prefs(runner.app.loc.config)
+        self.prefs = prefs
 
         # -- conversation list
         self.search = QLineEdit(placeholderText="Search chats", accessibleName="Search chats")
+        self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.refresh_list)
         self.list = QListWidget(accessibleName="Conversations")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long titles are elided
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.currentItemChanged.connect(self._on_pick)
-        new_btn = QPushButton("New chat", accessibleName="Start a new chat")
-        new_btn.clicked.connect(lambda: self.new_chat())
+        self.new_btn = QPushButton("New chat", accessibleName="Start a new chat")
+        self.new_btn.clicked.connect(lambda: (self.new_chat(), self.focus_input()))
         self.rename_btn = QPushButton("Rename", accessibleName="Rename this chat")
         self.rename_btn.clicked.connect(self.rename)
         self.delete_btn = QPushButton("Delete", accessibleName="Delete this chat")
         self.delete_btn.clicked.connect(self.delete)
+        self.export_btn = QPushButton("Export…", accessibleName="Export this chat as Markdown or JSON")
+        self.export_btn.clicked.connect(self.export_chat)
         left = QWidget()
         lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.new_btn)
         lv.addWidget(self.search)
-        lv.addWidget(self.list)
+        lv.addWidget(self.list, 1)
         row = QHBoxLayout()
-        for b in (new_btn, self.rename_btn, self.delete_btn):
+        for b in (self.rename_btn, self.delete_btn, self.export_btn):
             row.addWidget(b)
         lv.addLayout(row)
+        self.undo_bar = QFrame(accessibleName="Chat deleted")
+        self.undo_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        self.undo_text = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
+        self.undo_btn = QPushButton("Undo", accessibleName="Undo deleting the chat")
+        self.undo_btn.clicked.connect(self.undo_delete)
+        ub = QHBoxLayout(self.undo_bar)
+        ub.addWidget(self.undo_text, 1)
+        ub.addWidget(self.undo_btn)
+        self.undo_bar.hide()
+        lv.addWidget(self.undo_bar)
+        self.undo_timer = QTimer(self, singleShot=True, interval=UNDO_MS)
+        self.undo_timer.timeout.connect(self._purge_trashed)
 
         # -- settings of the current chat
-        self.model = QComboBox(accessibleName="Model (verified models only)")
-        self.system = QLineEdit(placeholderText="System prompt (optional)", accessibleName="System prompt")
-        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=0.7,
-                                          accessibleName="Temperature")
-        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=512, accessibleName="Maximum reply tokens")
-        self.n_ctx = QSpinBox(minimum=256, maximum=131072, singleStep=256, value=4096,
-                              accessibleName="Context length")
-        for w in (self.model,):
-            w.currentIndexChanged.connect(self._save_settings)
-        for w in (self.system,):
-            w.editingFinished.connect(self._save_settings)
-        for w in (self.temperature, self.max_tokens, self.n_ctx):
-            w.valueChanged.connect(self._save_settings)
-        box = QGroupBox("Model and parameters")
-        form = QFormLayout(box)
-        form.addRow("Model", self.model)
-        form.addRow("System prompt", self.system)
-        params = QHBoxLayout()
-        for label, w in (("Temperature", self.temperature), ("Max tokens", self.max_tokens),
-                         ("Context", self.n_ctx)):
-            params.addWidget(QLabel(label))
-            params.addWidget(w)
-        form.addRow(params)
+        self.params = ChatParams(runner)
+        self.model, self.system = self.params.model, self.params.system
+        self.temperature, self.max_tokens, self.n_ctx = self.params.temperature, self.params.max_tokens, \
+            self.params.n_ctx
+        self.seed, self.preset = self.params.seed, self.params.preset
+        self.params.changed.connect(self._save_settings)
 
         # -- crash banner, transcript, input
         self.banner = QFrame()
@@ -166,45 +128,55 @@ class ChatPage(QWidget):
         bl.addWidget(restart)
         self.banner.hide()
 
-        self.view = QTextBrowser(accessibleName="Conversation")
-        self.view.setOpenExternalLinks(True)
-        self.input = QPlainTextEdit(placeholderText="Message (Ctrl+Enter to send)", accessibleName="Message")
-        self.input.setMaximumHeight(110)
+        self.view = Transcript()
+        self.input = MessageInput(self.prefs)
+        self.input.setMaximumHeight(100)
+        self.input.setMinimumHeight(56)
+        self.input.send_requested.connect(self.send)
         self.send_btn = QPushButton("Send", accessibleName="Send the message")
+        self.send_btn.setDefault(True)
         self.stop_btn = QPushButton("Stop", accessibleName="Stop the reply")
-        self.regen_btn = QPushButton("Regenerate", accessibleName="Regenerate the last reply")
-        self.edit_btn = QPushButton("Edit last", accessibleName="Edit and resend your last message")
-        self.copy_btn = QPushButton("Copy reply", accessibleName="Copy the last reply")
+        self.cancel_edit_btn = QPushButton("Cancel edit", accessibleName="Cancel editing your message")
+        self.cancel_edit_btn.hide()
         self.send_btn.clicked.connect(self.send)
         self.stop_btn.clicked.connect(self.stop)
-        self.regen_btn.clicked.connect(self.regenerate)
-        self.edit_btn.clicked.connect(self.edit_last)
-        self.copy_btn.clicked.connect(self.copy_last)
-        QShortcut(QKeySequence("Ctrl+Return"), self.input, activated=self.send)
+        self.cancel_edit_btn.clicked.connect(self.cancel_edit)
+        QShortcut(QKeySequence("Escape"), self.input, activated=self.stop)
         self.status = QLabel(wordWrap=True, accessibleName="Chat status", textFormat=Qt.PlainText)
-        actions = QHBoxLayout()
-        for b in (self.send_btn, self.stop_btn, self.regen_btn, self.edit_btn, self.copy_btn):
-            actions.addWidget(b)
-        actions.addStretch(1)
+        compose = QHBoxLayout()
+        compose.addWidget(self.input, 1)
+        buttons = QVBoxLayout()
+        for b in (self.send_btn, self.stop_btn, self.cancel_edit_btn):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        compose.addLayout(buttons)
         right = QWidget()
         rv = QVBoxLayout(right)
-        rv.addWidget(box)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.params)
         rv.addWidget(self.banner)
         rv.addWidget(self.view, 1)
-        rv.addWidget(self.input)
-        rv.addLayout(actions)
+        rv.addLayout(compose)
         rv.addWidget(self.status)
 
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 3)
+        split.setSizes([230, 1000])
+        split.setChildrenCollapsible(False)
+        left.setMinimumWidth(170)
         QVBoxLayout(self).addWidget(split)
+        order = [self.new_btn, self.search, self.list, self.rename_btn, self.delete_btn, self.export_btn,
+                 *self.params.tab_order(), self.input, self.send_btn, self.stop_btn]
+        for a, b in zip(order, order[1:]):
+            QWidget.setTabOrder(a, b)
         events.models_changed.connect(lambda _model_id: self.refresh_models())
         events.chat_changed.connect(lambda _conv: self.refresh_list())
         self.refresh_models()
-        QTimer.singleShot(0, self.refresh_list)  # after the first paint
+        QTimer.singleShot(0, self._startup)  # after the first paint
         self._set_busy(False)
+        self.render()
 
     @property
     def chats(self) -> Chats:
@@ -213,25 +185,20 @@ class ChatPage(QWidget):
             self._chats = self.runner.app.chats
         return self._chats
 
+    def _startup(self) -> None:
+        self.chats.purge_trashed(older_than_s=UNDO_MS / 1000)  # undo windows of an earlier run are over
+        self.refresh_list()
+
     # -- lists
     def refresh_models(self) -> Job:
-        """Reads the verified models through the runner; the list fills when they arrive."""
-        app = self.runner.app
-        return self.runner.run(lambda _job: app.models(), key="chat.models", on_done=self._fill_models,
-                               on_failed=lambda e: self.status.setText("✖ " + error_text(e)))
+        """Reads the verified models and which can chat through the runner; the picker fills when they arrive."""
+        return self.params.refresh_models(on_done=self._models_filled,
+                                          on_failed=lambda e: self.status.setText("✖ " + error_text(e)),
+                                          keep=lambda: self.chats.get(self.conv_id).model_id
+                                          if self.conv_id is not None else None)
 
-    def _fill_models(self, models: list[InstalledModel]) -> None:
-        keep = self.model.currentData()
-        if self.conv_id is not None:  # the open chat's model, when it is (still) there
-            keep = self.chats.get(self.conv_id).model_id or keep
-        self.model.blockSignals(True)
-        self.model.clear()
-        for m in models:
-            if m.state == "verified":
-                self.model.addItem(f"{one_line(m.name)} ({m.model_id})", m.model_id)
-        idx = self.model.findData(keep)
-        self.model.setCurrentIndex(max(idx, 0))
-        self.model.blockSignals(False)
+    def _models_filled(self) -> None:
+        self._check_model()
         self.models_loaded.emit()
 
     def refresh_list(self, *_a: Any) -> None:
@@ -251,54 +218,63 @@ class ChatPage(QWidget):
             if c.id == self.conv_id:
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
+        has = self.conv_id is not None
+        for b in (self.rename_btn, self.delete_btn, self.export_btn):
+            b.setEnabled(has)
 
     def _on_pick(self, item: QListWidgetItem | None, _prev: Any = None) -> None:
         if item is not None:
             self.open(int(item.data(Qt.UserRole)))
 
     def open(self, conv_id: int) -> None:
+        """Shows a chat: its settings, its messages; nothing of the chat shown before (its
+        errors, its token counts) stays on screen."""
+        switched = conv_id != self.conv_id
         self.conv_id = conv_id
-        self._reply_cursor = None  # a reply streaming into the view is re-attached by render()
         conv = self.chats.get(conv_id)
-        for w in (self.model, self.system, self.temperature, self.max_tokens, self.n_ctx):
-            w.blockSignals(True)
-        idx = self.model.findData(conv.model_id)
-        if idx >= 0:
-            self.model.setCurrentIndex(idx)
-        self.system.setText(conv.system_prompt)
-        self.temperature.setValue(float(conv.params.get("temperature", 0.7)))
-        self.max_tokens.setValue(int(conv.params.get("max_tokens", 512)))
-        self.n_ctx.setValue(int(conv.params.get("n_ctx", 4096)))
-        for w in (self.model, self.system, self.temperature, self.max_tokens, self.n_ctx):
-            w.blockSignals(False)
+        self.params.show_chat(conv)
+        if switched:
+            self.cancel_edit()
+            if not (self.streaming is not None and self.streaming_conv == conv_id):
+                self.status.clear()
+        self._check_model()
         self.render()
+        for b in (self.rename_btn, self.delete_btn, self.export_btn):
+            b.setEnabled(True)
+
+    def _check_model(self) -> None:
+        """Says so when the chosen model cannot chat (a base model in an old chat)."""
+        why = self.params.cannot_chat()
+        if why and not self.busy:
+            self.status.setText(f"This model cannot chat ({why}). Pick another model above.")
 
     def new_chat(self, model_id: str | None = None) -> int:
-        """A new chat, with `model_id` when given (the model list may still be on its way)."""
+        """A new chat with `model_id` (or the model chosen), from that model's default
+        parameters — not the previous chat's system prompt and settings."""
         if model_id:
-            idx = self.model.findData(model_id)
-            if idx >= 0:
-                self.model.setCurrentIndex(idx)
-        conv = self.chats.create(model_id or self.model.currentData(), "New chat", self.system.text(),
-                                 self._params())
-        self.conv_id = conv
+            self.params.choose_model(model_id)
+        chosen = model_id or self.params.chosen_model()
+        conv = self.runner.app.new_chat(chosen, "New chat")
+        self.conv_id = None
         self.refresh_list()
         self.open(conv)
-        self.input.setFocus()
+        self.refresh_list()
         return conv
 
-    def _params(self) -> dict:
-        return {"temperature": self.temperature.value(), "max_tokens": self.max_tokens.value(),
-                "n_ctx": self.n_ctx.value()}
+    def focus_input(self) -> None:
+        self.input.setFocus()
 
     def _save_settings(self, *_a: Any) -> None:
         if self.conv_id is None:
             return
         model = self.model.currentData()
+        values = self.params.values()
+        system = values.pop("system_prompt")
         if model is None:  # the list is not there yet: keep the chat's model
-            self.chats.update(self.conv_id, system_prompt=self.system.text(), params=self._params())
+            self.chats.update(self.conv_id, system_prompt=system, params=values)
         else:
-            self.chats.update(self.conv_id, model_id=model, system_prompt=self.system.text(), params=self._params())
+            self.chats.update(self.conv_id, model_id=model, system_prompt=system, params=values)
+        self._check_model()
 
     def rename(self) -> None:
         if self.conv_id is None:
@@ -309,76 +285,93 @@ class ChatPage(QWidget):
             self.refresh_list()
 
     def delete(self) -> None:
-        if self.conv_id is None or self.busy:
+        """Puts the chat aside with an Undo bar for UNDO_MS; then it is deleted for good."""
+        if self.conv_id is None or (self.busy and self.streaming_conv == self.conv_id):
             return
-        self.chats.delete(self.conv_id)
+        self._purge_trashed()  # one Undo at a time: the previous deletion is final now
+        conv = self.chats.get(self.conv_id)
+        self.chats.trash(conv.id)
+        self.trashed = conv.id
+        self.undo_text.setText(f"Deleted “{one_line(conv.title)[:40]}”.")
+        self.undo_bar.show()
+        self.undo_timer.start()
         self.conv_id = None
-        self.view.clear()
+        self.status.clear()
+        self.render()
         self.refresh_list()
+        self.undo_btn.setFocus()
+
+    def undo_delete(self) -> None:
+        if self.trashed is None:
+            return
+        conv, self.trashed = self.trashed, None
+        self.undo_timer.stop()
+        self.undo_bar.hide()
+        self.chats.restore(conv)
+        self.open(conv)
+        self.refresh_list()
+
+    def _purge_trashed(self) -> None:
+        if self.trashed is not None:
+            self.chats.purge_trashed(self.trashed)
+            self.trashed = None
+        self.undo_timer.stop()
+        self.undo_bar.hide()
+
+    def export_chat(self) -> Path | None:
+        """Asks where to save the chat on screen, as Markdown or JSON (by the chosen filter)."""
+        return export_dialog(self)
+
+    def export_to(self, path: Path, fmt: str) -> Path | None:
+        return export_to(self, path, fmt)
 
     # -- rendering
     def render(self, messages: list[Message] | None = None, pending_user: str | None = None) -> None:
-        """The whole conversation, as Markdown: when a chat is opened, a turn starts or fails.
-        A reply streaming in this chat is shown after it, as streamed so far."""
-        self._reply_cursor = None
+        """Builds the transcript: when a chat is opened, a turn starts or fails. A reply
+        streaming in this chat is shown once, live, from memory (not its stored copy)."""
         if self.conv_id is None:
-            self.view.setMarkdown("_Start a new chat, or pick one on the left._")
+            self.view.set_messages([], NO_CHAT)
             return
         if messages is None:
             messages = self.chats.get(self.conv_id).messages
         streaming_here = self.streaming is not None and self.streaming_conv == self.conv_id
-        if streaming_here:  # the reply being written is shown from memory, not from its stored copy
-            messages = [m for m in messages if m.status != "streaming"]
-        self.view.setMarkdown(conversation_markdown(messages, pending_user))
         if streaming_here:
-            self._begin_reply(self.streaming or "")
-        self._scroll_to_end()
+            messages = [m for m in messages if m.status != "streaming"]
+        self.view.set_messages(messages, EMPTY)
+        if pending_user is not None:
+            self.view.add("user").set_pending(pending_user, "")
+        if streaming_here:
+            self.view.begin_live(self.streaming or "")
+        self._wire_bubbles()
+        self.view.set_actions(self.busy)
+        self.view.scroll_to_end()
 
-    def _begin_reply(self, so_far: str) -> None:
-        """Opens the streaming reply at the end of the view: its header, then plain text."""
-        doc = self.view.document()
-        cursor = QTextCursor(doc)
-        cursor.movePosition(QTextCursor.End)
-        if not doc.isEmpty():  # after the last message's rule, a paragraph of its own
-            cursor.insertBlock(_block_format(), self._plain)
-        self._reply_start = cursor.position()
-        cursor.insertMarkdown(WRITING)
-        cursor.insertBlock(_block_format(), self._plain)
-        cursor.insertText(so_far, self._plain)
-        self._reply_cursor = cursor
-
-    def _append(self, text: str) -> None:
-        """A streamed piece, at the end of the reply: nothing before it is touched."""
-        if self._reply_cursor is None:
+    def _adopt_stored(self) -> None:
+        """Your message shown while it was being sent becomes the stored one (for its actions)."""
+        if self.conv_id is None:
             return
-        bar = self.view.verticalScrollBar()
-        at_end = bar.value() >= bar.maximum() - 4
-        self._reply_cursor.insertText(text, self._plain)
-        if at_end:
-            bar.setValue(bar.maximum())
+        stored = self.chats.get(self.conv_id).messages
+        if len(stored) == len(self.view.bubbles):
+            for b, m in zip(self.view.bubbles, stored):
+                if b.message is None and b.role == m.role:
+                    b.message = m
 
-    def _finish_reply(self, message: Message) -> None:
-        """The finished reply replaces its streamed text, rendered as Markdown in place."""
-        if self._reply_cursor is None or self._reply_start is None:
-            return
-        cursor = QTextCursor(self.view.document())
-        cursor.setPosition(self._reply_start)
-        cursor.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
-        cursor.removeSelectedText()
-        cursor.insertMarkdown(message_markdown(message))
-        QTextCursor(self.view.document().findBlock(self._reply_start)).mergeBlockFormat(_block_format())
-        self._reply_cursor = self._reply_start = None
-        self._scroll_to_end()
-
-    def _scroll_to_end(self) -> None:
-        self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
+    def _wire_bubbles(self) -> None:
+        for b in self.view.bubbles:
+            if getattr(b, "_wired", False):
+                continue
+            b._wired = True  # type: ignore[attr-defined]
+            b.copy_requested.connect(self.copy_message)
+            b.edit_requested.connect(self.edit_message)
+            b.regenerate_requested.connect(lambda _mid: self.regenerate())
+            b.continue_requested.connect(lambda _mid: self.continue_reply())
+            b.alternative_requested.connect(self.flip_alternative)
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
         self.send_btn.setEnabled(not busy)
-        self.regen_btn.setEnabled(not busy)
-        self.edit_btn.setEnabled(not busy)
         self.stop_btn.setEnabled(busy)
+        self.view.set_actions(busy)
         self.busy_changed.emit(busy)
 
     # -- actions
@@ -388,55 +381,109 @@ class ChatPage(QWidget):
             return
         chosen = self.model.currentData() or (self.conv_id is not None and self.chats.get(self.conv_id).model_id)
         if not chosen:  # (the chat's own model is re-checked before it runs, as any other)
-            self.status.setText("No verified model is installed. Download one in Discover first.")
+            self.status.setText("No model that can chat is installed. Download one in Discover first.")
+            return
+        why = self.params.cannot_chat()
+        if why:
+            self.status.setText(f"This model cannot chat ({why}). Pick another model above.")
             return
         if self.conv_id is None:
             self.new_chat()
         self._save_settings()
         conv = self.conv_id
+        assert conv is not None
         if len(self.chats.get(conv).messages) == 0:
-            self.chats.rename(conv, text[:50])
+            self.chats.rename(conv, one_line(text)[:50])
         editing, self.editing_id = self.editing_id, None
+        self.cancel_edit_btn.hide()
         self.input.clear()
         shown = self.chats.get(conv).messages
         if editing is not None:
-            shown = [m for m in shown if m.id < editing]
+            cut = next((m.position for m in shown if m.id == editing), editing)
+            shown = [m for m in shown if m.position < cut]
             self._start(lambda s, cb: s.edit_and_resend(conv, editing, text, cb), shown, text)
         else:
             self._start(lambda s, cb: s.send(conv, text, cb), shown, text)
 
     def regenerate(self) -> None:
-        if self.conv_id is not None and not self.busy:
-            conv = self.conv_id
-            shown = self.chats.get(conv).messages
-            last = next((m for m in reversed(shown) if m.role == "assistant"), None)
-            if last is not None:
-                shown = [m for m in shown if m.id < last.id]
-            self._start(lambda s, cb: s.regenerate(conv, cb), shown)
+        """Another answer to the last message; the current one stays, one click away (‹ ›)."""
+        if self.conv_id is None or self.busy:
+            return
+        conv = self.conv_id
+        shown = self.chats.get(conv).messages
+        if not shown or shown[-1].role != "assistant":
+            return
+        self._start(lambda s, cb: s.regenerate(conv, cb), shown[:-1])
+
+    def continue_reply(self) -> None:
+        """The last reply goes on where it stopped (at max tokens, or stopped by you)."""
+        if self.conv_id is None or self.busy:
+            return
+        conv = self.conv_id
+        shown = self.chats.get(conv).messages
+        if not shown or shown[-1].role != "assistant":
+            return
+        self._start(lambda s, cb: s.continue_reply(conv, cb), shown[:-1], so_far=shown[-1].content)
+
+    def flip_alternative(self, message_id: int, step: int) -> None:
+        if self.busy or self.conv_id is None:
+            return
+        alts = self.chats.alternatives(message_id)
+        ids = [m.id for m in alts]
+        if message_id not in ids:
+            return
+        i = ids.index(message_id) + step
+        if 0 <= i < len(ids):
+            self.chats.choose_alternative(ids[i])
+            bar = self.view.verticalScrollBar().value()
+            self.render()
+            self.view.verticalScrollBar().setValue(bar)  # flipping keeps your place
+
+    def edit_message(self, message_id: int) -> None:
+        if self.conv_id is None or self.busy:
+            return
+        msg = next((m for m in self.chats.get(self.conv_id).messages if m.id == message_id), None)
+        if msg is None or msg.role != "user":
+            return
+        self.editing_id = msg.id
+        self.input.setPlainText(msg.content)
+        self.cancel_edit_btn.show()
+        self.status.setText("Editing your message: Send replaces it and everything after it.")
+        self.focus_input()
 
     def edit_last(self) -> None:
         if self.conv_id is None or self.busy:
             return
         last = next((m for m in reversed(self.chats.get(self.conv_id).messages) if m.role == "user"), None)
         if last:
-            self.editing_id = last.id
-            self.input.setPlainText(last.content)
-            self.status.setText("Editing your last message: Send replaces it and everything after it.")
-            self.input.setFocus()
+            self.edit_message(last.id)
+
+    def cancel_edit(self) -> None:
+        if self.editing_id is not None:
+            self.editing_id = None
+            self.input.clear()
+            self.status.clear()
+        self.cancel_edit_btn.hide()
+
+    def copy_message(self, message_id: int) -> None:
+        msg = next((m for m in self.chats.get(self.conv_id).messages if m.id == message_id), None) \
+            if self.conv_id is not None else None
+        if msg is not None:
+            copy_text(msg.content)
+            self.status.setText("Reply copied." if msg.role == "assistant" else "Message copied.")
 
     def copy_last(self) -> None:
         if self.conv_id is None:
             return
         last = next((m for m in reversed(self.chats.get(self.conv_id).messages) if m.role == "assistant"), None)
         if last:
-            QGuiApplication.clipboard().setText(last.content)
-            self.status.setText("Reply copied.")
+            self.copy_message(last.id)
 
     def _start(self, op: Callable[[ChatSession, Callable[[str], None]], TurnResult], shown: list[Message],
-               pending_user: str | None = None) -> None:
-        """Shows the conversation once (with the message being sent), opens the reply, and
-        runs the turn on the chat lane; tokens are appended as they come."""
-        self.streaming, self.streaming_conv = "", self.conv_id
+               pending_user: str | None = None, so_far: str = "") -> None:
+        """Shows the conversation once (with the message being sent), opens the one live
+        reply, and runs the turn on the chat lane; tokens go to that reply only."""
+        self.streaming, self.streaming_conv = so_far, self.conv_id
         self.banner.hide()
         self._set_busy(True)
         self.status.setText("Checking the model file and starting the engine…")
@@ -451,39 +498,41 @@ class ChatPage(QWidget):
     def _token(self, t: str) -> None:
         if self.streaming is None:
             return
-        if not self.streaming:
+        if self.conv_id == self.streaming_conv and self.status.text().startswith("Checking"):
             self.status.setText("Writing…")
         self.streaming += t
         if self.conv_id == self.streaming_conv:
-            self._append(t)
+            self.view.append(t)
 
     def _done(self, result: TurnResult) -> None:
         finished = self.streaming_conv
-        here = self.conv_id == finished and self._reply_cursor is not None
+        here = self.conv_id == finished and self.view.live is not None
         self.streaming = self.streaming_conv = None
-        self._set_busy(False)
-        tps = result.timings.get("tokens_per_s", 0)
-        extra = f" {one_line(result.message.reason)}." if result.message.reason else ""
-        self.status.setText(f"{result.message.status}: {result.usage.get('completion_tokens', 0)} tokens, "
-                            f"{tps:.1f} tokens/s.{extra}")
+        if self.conv_id == finished:
+            self.status.setText(finished_text(result))
         if here:
-            self._finish_reply(result.message)
-        elif self.conv_id == finished:  # (another chat on screen: nothing of this one to update)
+            self.view.finish_live(result.message)
+            self._adopt_stored()
+            self._wire_bubbles()
+        elif self.conv_id == finished:
             self.render()
+        self._set_busy(False)
         self.refresh_list()
 
     def _failed(self, exc: BaseException) -> None:
         from vetted.runtime.engine import EngineCrashed  # a type, for the banner
 
+        finished = self.streaming_conv
         self.streaming = self.streaming_conv = None
         self._set_busy(False)
         if isinstance(exc, EngineCrashed):
             self.banner_text.setText("The engine stopped unexpectedly. " + error_text(exc))
             self.banner.show()
             self.status.setText("Your chat is saved.")
-        else:
+        elif self.conv_id == finished:
             self.status.setText("✖ " + error_text(exc))
-        self.render()
+        if self.conv_id == finished:
+            self.render()
 
     def stop(self) -> None:
         self.host.stop()
@@ -498,7 +547,13 @@ class ChatPage(QWidget):
 
     def shutdown(self) -> None:
         """Stops a reply in progress and closes the engine on its own thread (the runner,
-        shutting down, waits for the chat lane)."""
+        shutting down, waits for the chat lane). A chat deleted moments ago stays deleted."""
         self.stop()
+        if self.trashed is not None:
+            try:
+                self._purge_trashed()
+            except Exception:  # noqa: BLE001 (purged at the next start instead)
+                pass
         host = self.host
         self.runner.run(lambda _job: host.close(), lane="chat")
+

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
+from vetted.gui.badges import Badge, fit_badge, is_dark, safety_badge, trust_badge
 from vetted.gui.bridge import MANAGED, Runner, error_text, plain_tooltip
 from vetted.gui.catalogs import CatalogRows
 from vetted.gui.events import CoreEvents
@@ -23,8 +25,16 @@ from vetted.gui.model_page import ModelPage
 from vetted.textsafe import one_line
 from vetted.units import human_size as human
 
-COLUMNS = ["Name", "Publisher", "Size", "Licence", "Trust", "Safety", "Fits memory"]
-FIT_TEXT = {"ok": "yes", "tight": "tight", "too_big": "no"}
+# The columns that decide (trust, safety, fits this machine) come right after the name and
+# stay visible at any window width; size, publisher and licence give way first (they are
+# on the model page and in the filters).
+COLUMNS = ["Name", "Trust", "Safety", "Memory", "Size", "Publisher", "Licence"]
+NAME, TRUST, SAFETY, FIT, SIZE, PUBLISHER, LICENCE = range(len(COLUMNS))
+OPTIONAL = (LICENCE, PUBLISHER, SIZE)  # hidden in this order when the table is too narrow
+HEADER_TIPS = {TRUST: "Can this file be trusted: who signed it, and is the installed copy intact",
+               SAFETY: "How the model behaved on safety probes: its signed card and the spot-check on this machine",
+               FIT: "Does it fit this machine's memory"}
+TRUST_ORDER = ("tampered", "blocked", "unreadable", "expired", "signed", "verified")
 
 if TYPE_CHECKING:
     from vetted.core.results import ModelRow
@@ -34,11 +44,21 @@ class CatalogModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[ModelRow] = []
+        self._badges: dict[int, tuple[Badge, Badge, Badge]] = {}
+        self.dark = False
 
     def set_rows(self, rows: list[ModelRow]) -> None:
         self.beginResetModel()
         self.rows = rows
+        self._badges = {}
         self.endResetModel()
+
+    def badges(self, r: ModelRow) -> tuple[Badge, Badge, Badge]:
+        """(trust, safety, fit) for a row, worded once per set of rows (not per repaint)."""
+        got = self._badges.get(id(r))
+        if got is None:
+            got = self._badges[id(r)] = (trust_badge(r), safety_badge(r.safety), fit_badge(r))
+        return got
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.rows)
@@ -49,20 +69,32 @@ class CatalogModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
+            return HEADER_TIPS.get(section)
         return None
 
     def data(self, index, role=Qt.DisplayRole):
         r = self.rows[index.row()]
         col = index.column()
+        badge = self.badges(r)[col - 1] if col in (TRUST, SAFETY, FIT) else None
         if role == Qt.DisplayRole:  # catalog text: shown escaped (textsafe), kept raw in the row
-            return one_line([r.entry.name, r.entry.publisher, human(r.entry.size), r.entry.license, r.trust_badge,
-                             r.safety_summary, FIT_TEXT[r.fit]][col])
+            if badge is not None:
+                return badge.words
+            return one_line({NAME: r.entry.name, SIZE: human(r.entry.size), PUBLISHER: r.entry.publisher,
+                             LICENCE: r.entry.license}[col])
         if role == Qt.UserRole:  # sort keys
-            return [r.entry.name.lower(), r.entry.publisher.lower(), r.entry.size, r.entry.license.lower(),
-                    r.trust_badge, r.safety_summary, ["ok", "tight", "too_big"].index(r.fit)][col]
-        if role == Qt.ToolTipRole and col == 4:
-            return (f"Publisher signature must verify against: {one_line(r.signer)}\n"
-                    f"Catalog signed by: {one_line(r.catalog.signer)}")
+            return {NAME: r.entry.name.lower(), TRUST: TRUST_ORDER.index(self.badges(r)[0].kind),
+                    SAFETY: r.safety.sort_key, FIT: ["ok", "tight", "too_big"].index(r.fit), SIZE: r.entry.size,
+                    PUBLISHER: r.entry.publisher.lower(), LICENCE: r.entry.license.lower()}[col]
+        if badge is not None:
+            if role == Qt.DecorationRole:
+                return badge.icon(self.dark)
+            if role == Qt.ForegroundRole:
+                return QColor(badge.colour(self.dark))
+            if role == Qt.ToolTipRole:
+                return plain_tooltip(badge.tooltip)
+        elif role == Qt.ToolTipRole and col == NAME:
+            return plain_tooltip(one_line(r.entry.name))
         if role == Qt.AccessibleTextRole:
             return f"{COLUMNS[col]}: {self.data(index)}"
         return None
@@ -139,8 +171,6 @@ class DiscoverPage(QWidget):
         self.table.setSelectionMode(QTableView.SingleSelection)
         self.table.setAccessibleName("Catalog models")
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_select)
 
         self.page = ModelPage(runner, events)
@@ -149,8 +179,7 @@ class DiscoverPage(QWidget):
         catalogs.failed.connect(self._show_status)
         catalogs.loaded.connect(self.set_rows)
 
-        filters = QHBoxLayout()
-        filters.addWidget(self.search, 3)
+        filters = QHBoxLayout()  # under the search box: one row stays usable down to 1024 px
         filters.addWidget(QLabel("Licence:"))
         filters.addWidget(self.licence, 1)
         filters.addWidget(QLabel("Publisher:"))
@@ -160,6 +189,7 @@ class DiscoverPage(QWidget):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.search)
         lv.addLayout(filters)
         lv.addWidget(self.policy_note)
         lv.addWidget(self.status)
@@ -167,13 +197,21 @@ class DiscoverPage(QWidget):
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(self.page)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
-        split.setSizes([780, 440])
+        self.page.setMinimumWidth(300)  # its fact tables stay readable in a 1024 px window
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([860, 440])
+        split.setChildrenCollapsible(False)
+        self.split = split
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.ElideMiddle)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setMaximumSectionSize(220)
+        self.table.setTextElideMode(Qt.ElideRight)  # a badge's first words carry its state
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.Interactive)
+        header.setSectionResizeMode(NAME, QHeaderView.Stretch)  # the name elides; the badges keep their room
+        header.setMinimumSectionSize(48)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # columns fit the width instead
+        self.table.viewport().installEventFilter(self)
         layout = QVBoxLayout(self)
         layout.addWidget(split)
         app = runner.app
@@ -212,11 +250,65 @@ class DiscoverPage(QWidget):
             combo.blockSignals(False)
         self.status.setText(status)
         self.status.setVisible(bool(status))
-        self.table.resizeColumnsToContents()
+        self.model.dark = is_dark(self)
+        self.fit_columns()
         if current:
             self.select_id(current.entry.id)
         elif rows and self.proxy.rowCount():
             self.table.selectRow(0)
+
+    def focus_search(self) -> None:
+        """Puts the cursor in the search box (the window's search shortcut)."""
+        self.search.setFocus(Qt.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        """A theme switch: the badges take the new theme's colours (readable on its base)."""
+        if event.type() == QEvent.PaletteChange:
+            self.model.dark = is_dark(self)
+            self.table.viewport().update()
+            if self.page.row is not None:
+                self.page.show_row(self.page.row)
+        super().changeEvent(event)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.table.viewport() and event.type() == QEvent.Resize:
+            self.fit_columns()
+        return super().eventFilter(obj, event)
+
+    def fit_columns(self) -> None:
+        """Fits the columns to the table's width without a horizontal scroll bar: trust,
+        safety and memory fit always show (their text elides, the tooltip has it all), the
+        name takes what is left, and licence, publisher, then size step aside when there
+        is no room for them."""
+        header = self.table.horizontalHeader()
+        avail = self.table.viewport().width()
+        if avail <= 0:
+            return
+        pad = 10  # breathing room beyond the widest visible cell
+
+        def want(col: int, cap: int) -> int:
+            return min(cap, max(self.table.sizeHintForColumn(col), header.sectionSizeFromContents(col).width()) + pad)
+
+        name_min, name_more = 110, 70  # the name keeps 180 px before size, publisher or licence show
+        essential = {TRUST: want(TRUST, 300), SAFETY: want(SAFETY, 300), FIT: want(FIT, 120)}
+        optional = {SIZE: want(SIZE, 110), PUBLISHER: want(PUBLISHER, 170), LICENCE: want(LICENCE, 150)}
+        room = avail - name_min - sum(essential.values())
+        if room < 0:  # even the badges must squeeze: trust and safety share it, never below a readable width
+            both = essential[TRUST] + essential[SAFETY]
+            target = max(260, both + room)
+            for col in (TRUST, SAFETY):
+                essential[col] = max(130, round(target * essential[col] / both))
+            room = avail - name_min - sum(essential.values())
+        shown = set()
+        for col in (SIZE, PUBLISHER, LICENCE):  # most useful first
+            if optional[col] + name_more <= room:
+                shown.add(col)
+                room -= optional[col]
+        for col in OPTIONAL:
+            self.table.setColumnHidden(col, col not in shown)
+        for col, width in {**essential, **{c: optional[c] for c in shown}}.items():
+            header.resizeSection(col, width)
 
     def _show_status(self, text: str) -> None:
         self.status.setText(text)

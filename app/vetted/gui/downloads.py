@@ -4,6 +4,10 @@ Each pull is `Vetted.pull` on the runner's download lane (the core re-verifies t
 catalog, enforces the memory fit, and announces the installed model; Library, Chat and
 Discover refresh themselves on that event). Pause sets the job's cancel flag and keeps
 the partial file; Cancel also discards it (`Vetted.discard_partial`).
+
+A download that did not finish never looks like one that did: a refused or failed one
+empties its bar, draws it and its verdict in the theme's danger colour, says why in words,
+and offers the next step as a button where there is one (Retry, Open Settings…).
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
+from vetted.errors import Fix
+from vetted.gui import theme
 from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.remedies import RemedyButton, remedy_of
 from vetted.textsafe import one_line
 
 
 class DownloadItem(QFrame):
     finished = Signal(str, bool)  # model id, installed?
+    go_requested = Signal(str)    # a remedy's button opens another page
 
     def __init__(self, runner: Runner, location: str, model_id: str, name: str) -> None:
         super().__init__()
@@ -43,6 +52,8 @@ class DownloadItem(QFrame):
         self.pause_btn.clicked.connect(self.pause)
         self.resume_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.cancel)
+        self.next_btn = RemedyButton({}, self.go_requested.emit)
+        self.name = name
         row = QHBoxLayout()
         row.addWidget(self.bar, 1)
         for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
@@ -51,6 +62,10 @@ class DownloadItem(QFrame):
         layout.addWidget(self.title)
         layout.addLayout(row)
         layout.addWidget(self.info)
+        next_row = QHBoxLayout()
+        next_row.addWidget(self.next_btn)
+        next_row.addStretch(1)
+        layout.addLayout(next_row)
         self.state = "idle"
         self.start()
 
@@ -62,6 +77,9 @@ class DownloadItem(QFrame):
         if self.bar.format() != "%p%":  # after a refusal: the bar counts bytes again
             self.bar.setFormat("%p%")
             self.bar.setValue(0)
+        self._mark(None)
+        self.next_btn.clear()
+        self.resume_btn.setText("Resume")
         self.pause_btn.setEnabled(True)
         self.cancel_btn.setEnabled(True)
         self.resume_btn.setEnabled(False)
@@ -144,15 +162,36 @@ class DownloadItem(QFrame):
             # Not a finished download: a full bar would read as success. The bar empties
             # and says what happened; the reason follows in words.
             self.state = "refused"
-            verdict = "refused" if isinstance(exc, Refused) else "failed"
+            refused = isinstance(exc, Refused)
+            verdict = "refused" if refused else "failed"
             self.bar.setMaximum(1)
             self.bar.setValue(0)
-            self.bar.setFormat(verdict)
+            self.bar.setFormat(f"✖ {verdict.capitalize()}: not installed")
+            self.resume_btn.setText("Try again")
+            self._mark(theme.danger(self))
             self.info.setText(f"✖ Download {verdict}. Not installed.\n" + error_text(exc))
+            # the next step as a button; trying again is the row's own "Try again"
+            remedy = remedy_of(exc)
+            self.next_btn.offer(None if remedy is None or remedy.fix == Fix.RETRY else remedy,
+                                f"download of {self.name}")
         self.finished.emit(self.model_id, False)
+
+    def _mark(self, colour: str | None) -> None:
+        """The bar's and the verdict's text in `colour` (None: the theme's own)."""
+        if colour is None:
+            self.bar.setPalette(QPalette())
+            self.info.setStyleSheet("")
+            return
+        p = self.bar.palette()
+        for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.HighlightedText):
+            p.setColor(role, QColor(colour))
+        self.bar.setPalette(p)
+        self.info.setStyleSheet(f"color: {colour}")
 
 
 class DownloadsPage(QWidget):
+    go_requested = Signal(str)  # a remedy's button opens another page
+
     def __init__(self, runner: Runner) -> None:
         super().__init__()
         self.runner = runner
@@ -177,6 +216,7 @@ class DownloadsPage(QWidget):
             return item
         self.empty.hide()
         item = DownloadItem(self.runner, location, model_id, name)
+        item.go_requested.connect(self.go_requested.emit)
         self.items[model_id] = item
         self.list.insertWidget(0, item)
         return item

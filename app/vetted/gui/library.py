@@ -9,6 +9,11 @@ The list is read through the runner whenever the core says a model was installed
 removed or re-checked (wherever that happened), and when the page is shown; Re-verify
 and Remove are `Vetted.check` / `Vetted.remove` on the runner, and the table follows
 from their events, not from this page refreshing itself after them.
+
+Each model's trust state is said in words, with an icon and the theme's colour for it
+("Verified: every byte matches its signature" / "Will not run: the file changed since it
+was verified"), the signer in full, and when it was last checked; a failed step offers
+its remedy as a button (Re-verify, Open Discover…).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui import theme
+from vetted.gui.bridge import Job, Runner, error_text, plain_tooltip
+from vetted.gui.remedies import RemedyButton, remedy_of
 from vetted.gui.events import CoreEvents
 from vetted.textsafe import one_line
 from vetted.units import human_size as human
@@ -31,15 +38,31 @@ if TYPE_CHECKING:
     from vetted.store.installed import InstalledModel  # a type only
 
 
+COLUMNS = ["Model", "Size", "Trust", "Signed by", "Last checked"]
+
+
+def trust_words(m: InstalledModel) -> tuple[str, str]:
+    """(what the Trust cell says, why: its tooltip) for an installed model."""
+    if m.state == "verified":
+        return ("✔ Verified: every byte matches its signature",
+                f"Checked against the publisher's signature by {one_line(m.signer)}; Vetted checks the file "
+                "again before every run.")
+    reason = one_line(m.state_reason or "it no longer matches its signature")
+    return ("✖ Will not run: the file changed since it was verified",
+            f"{reason}\nVetted refuses to load it. Re-verify re-hashes it in full; if it still does not match, "
+            "remove it and download it again.")
+
+
 class LibraryPage(QWidget):
     chat_requested = Signal(str)
     refreshed = Signal()  # the table shows what the store holds now
+    go_requested = Signal(str)  # a remedy's button opens another page
 
     def __init__(self, runner: Runner, events: CoreEvents) -> None:
         super().__init__()
         self.runner = runner
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Model", "Size", "State", "Signed by"])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setAccessibleName("Installed models")
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
@@ -63,6 +86,8 @@ class LibraryPage(QWidget):
         self.status.setTextFormat(Qt.PlainText)  # quotes refusal reasons
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Library status")
+        self.next_btn = RemedyButton({"reverify": self.reverify, "remove": self.remove},
+                                     self.go_requested.emit)
         buttons = QHBoxLayout()
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             buttons.addWidget(b)
@@ -72,7 +97,13 @@ class LibraryPage(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         layout.addWidget(self.import_bar)
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.next_btn, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(status_row)
+        for a, b in ((self.table, self.verify_btn), (self.verify_btn, self.remove_btn), (self.remove_btn, self.chat_btn),
+                     (self.chat_btn, self.import_btn), (self.import_btn, self.next_btn)):
+            QWidget.setTabOrder(a, b)
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             b.setEnabled(False)
         events.models_changed.connect(lambda _model_id: self.refresh())
@@ -92,11 +123,13 @@ class LibraryPage(QWidget):
         keep = self.current()
         self.table.setRowCount(len(models))
         for i, m in enumerate(models):
-            state = "✔ verified" if m.state == "verified" else f"✖ refused: {m.state_reason}"
-            for j, text in enumerate([m.model_id, human(m.size), state, m.signer]):
+            state, why = trust_words(m)
+            for j, text in enumerate([m.model_id, human(m.size), state, m.signer, when(m.verified_at)]):
                 item = QTableWidgetItem(one_line(text))
-                item.setToolTip(text)
+                item.setToolTip(plain_tooltip(why if j == 2 else one_line(text)))
                 self.table.setItem(i, j, item)
+            tone = theme.success(self) if m.state == "verified" else theme.danger(self)
+            self.table.item(i, 2).setForeground(QColor(tone))
         if not models:
             self.status.setText("No models installed yet. Discover lists what your catalogs offer.")
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
@@ -121,6 +154,7 @@ class LibraryPage(QWidget):
             return
         app = self.runner.app
         self.status.setText(f"Re-hashing {mid} and re-checking its signature…")
+        self.next_btn.clear()
         self.runner.run(lambda _job: app.check(mid, full=True), on_done=self._checked, on_failed=self._check_failed)
 
     def _checked(self, r: Any) -> None:
@@ -128,6 +162,7 @@ class LibraryPage(QWidget):
 
     def _check_failed(self, exc: BaseException) -> None:
         self.status.setText("✖ " + error_text(exc))
+        self.next_btn.offer(remedy_of(exc))
 
     def remove(self) -> None:
         mid = self.current()
@@ -210,3 +245,16 @@ class LibraryPage(QWidget):
                 self.import_bundle(path, key)
             return
         self.status.setText("✖ Not imported; nothing was installed.\n\n" + error_text(exc))
+        self.next_btn.offer(remedy_of(exc))
+
+
+def when(stamp: str | None) -> str:
+    """A stored ISO time, as a person reads it (local time, to the minute)."""
+    from datetime import datetime
+
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return one_line(stamp)

@@ -6,13 +6,18 @@ catalogs Discover and Compare show) — hands them to the pages, and routes navi
 between pages (download this, chat with that). It refreshes no page: each page follows
 the core events it cares about, and owns its own widgets. On a first run (no catalog, no
 model: a freshly installed app) a Welcome page comes first (`Vetted.setup_state`).
+
+The shell (gui/shell.py) adds the menu bar and its shortcuts — every one also reachable
+from a menu, so a person can discover it — and the minimum size below which the pages'
+labels would be cut. `CatalogWatcher` verifies the catalogs again when a local catalog
+file changes (a publisher re-signed it), so a new issue shows without a restart.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QStackedWidget, QWidget
 
@@ -26,7 +31,10 @@ from vetted.gui.downloads import DownloadsPage
 from vetted.gui.events import CoreEvents
 from vetted.gui.library import LibraryPage
 from vetted.gui.policy_view import PolicyPage
+from vetted.gui.settings_catalogs import CatalogWatcher
 from vetted.gui.settings_view import SettingsPage
+from vetted.gui.shell import MIN_SIZE, build_menus
+from vetted.gui.theme import notifier, prefs, set_theme
 from vetted.gui.welcome import WelcomePage
 
 if TYPE_CHECKING:
@@ -54,7 +62,8 @@ class MainWindow(QMainWindow):
         self.library = LibraryPage(self.runner, self.events)
         self.chat = ChatPage(self.runner, self.events)
         self.audit = AuditPage(self.runner)
-        self.settings_page = SettingsPage(self.runner, self.events)
+        self.qsettings = prefs(app.loc.config)
+        self.settings_page = SettingsPage(self.runner, self.events, self.catalogs, self.qsettings)
         self.policy = PolicyPage(self.runner)
         self.welcome = WelcomePage(self.runner)
         self.pages: dict[str, QWidget] = dict(zip(PAGES + ["Welcome"], (
@@ -68,13 +77,19 @@ class MainWindow(QMainWindow):
         self.welcome.done.connect(self.close_welcome)
         self.discover.download_requested.connect(self.start_download)
         self.library.chat_requested.connect(self.chat_with)
+        self.library.go_requested.connect(self.go)
+        self.downloads.go_requested.connect(self.go)
         self.runner.unhandled.connect(lambda exc: self.statusBar().showMessage("✖ " + error_text(exc), 15_000))
         central = QWidget()
         h = QHBoxLayout(central)
         h.addWidget(self.nav)
         h.addWidget(self.stack, 1)
         self.setCentralWidget(central)
-        self.qsettings = QSettings(str(app.loc.config / "gui.ini"), QSettings.IniFormat)
+        self.setMinimumSize(*MIN_SIZE)
+        self.menus = build_menus(self)
+        notifier().changed.connect(self._theme_changed)
+        self.watcher = CatalogWatcher(self.catalogs, parent=self)
+        self.settings_page.reload_requested.connect(self.reload_catalogs)
         geo = self.qsettings.value("geometry")
         if geo is not None:
             self.restoreGeometry(geo)
@@ -86,6 +101,15 @@ class MainWindow(QMainWindow):
         # verify catalogs once the window has painted: the first frame waits for nothing
         QTimer.singleShot(0, self.reload_catalogs)
         self.runner.run(lambda _job: app.setup_state(), key="setup.state", on_done=self._first_run)
+
+    def set_theme(self, mode: str) -> str:
+        """System, light or dark, now and at the next start (View ▸ Theme, Settings)."""
+        return set_theme(self.qsettings, mode)
+
+    def _theme_changed(self, mode: str) -> None:
+        act = self.menus.get(f"theme_{mode}")
+        if act is not None:
+            act.setChecked(True)
 
     def go(self, name: str) -> None:
         for row in range(self.nav.count()):
@@ -140,8 +164,10 @@ class MainWindow(QMainWindow):
             self.qsettings.setValue("geometry", self.saveGeometry())
             self.qsettings.setValue("page", self.current_page() if self.current_page() in PAGES else PAGES[0])
             self.qsettings.sync()
+            self.watcher.stop()
             self.events.close()
             self.discover.shutdown()
             self.chat.shutdown()
+            self.settings_page.api.shutdown()  # the local API server, if switched on, stops with the window
             self.runner.shutdown()
         super().closeEvent(event)

@@ -1,6 +1,8 @@
 """A model's page: trust, provenance and safety card, each claim labelled by how it is
 known (DESIGN.md invariant 8), the download button with size and memory, and the
-spot-check on this machine.
+spot-check on this machine. Above the text, two badges say at a glance whether the file
+can be trusted and how risky the model measured (gui/badges.py; the text is in
+gui/safety_view.py).
 
 The card checks signatures and reads the installed file's header, so it is read off the
 UI thread (`Vetted.card_for` through the runner) each time a row is selected; the page
@@ -11,159 +13,28 @@ spot-check finished.
 Download is offered only when it can succeed as far as the page knows: a model the
 organisation's policy refuses (the row's `policy_blockers`, judged by the core) or any
 model while that policy is broken keeps the button disabled, and the note beside it
-says which rule refuses and where it came from: never a silently dead button.
+says which rule refuses and where it came from: never a silently dead button. The same
+goes for Spot-check: a model that cannot chat (a base model without a chat template,
+`Vetted.chat_capability`) keeps it disabled, with the reason beside it.
 """
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
+)
 
+from vetted.gui.badges import Badge, is_dark, safety_badge, trust_badge
 from vetted.gui.bridge import POLICY_MARK, Job, Runner, error_text, plain_tooltip
 from vetted.gui.events import CoreEvents
+from vetted.gui.safety_view import render_row, spotcheck_unavailable
 from vetted.textsafe import one_line
 
 if TYPE_CHECKING:
     from vetted.core.results import ModelRow
-
-
-LABEL_COLOURS = {"verified": "#1b7f3a", "declared": "#1f5fa8", "unverified": "#a15c00", "missing": "#777777"}
-
-
-def esc(value: object) -> str:
-    """Untrusted text (catalog, claims, GGUF metadata, refusals) for the page's HTML: control
-    and format characters made visible (`textsafe.one_line`), then HTML-escaped."""
-    return html.escape(one_line(value))
-
-
-def badge(kind: str) -> str:
-    return (f'<span style="color:{LABEL_COLOURS[kind]}; font-weight:600">[{kind}]</span>')
-
-
-def fact(label: str, value: str, kind: str) -> str:
-    return f"<tr><td><b>{esc(label)}</b></td><td>{esc(value)}</td><td>{badge(kind)}</td></tr>"
-
-
-def render_row(row: ModelRow, card: dict | None = None, pending: bool = False) -> str:
-    from vetted.units import human_size as human
-
-    e = row.entry
-    verified = row.installed_state == "verified"
-    parts = [f"<h2>{esc(e.name)}</h2><p>{esc(e.description)}</p>", "<h3>Trust</h3><table>"]
-    parts.append(fact("Catalog", f"{row.catalog.catalog.name} v{row.catalog.catalog.version}, signed by "
-                      f"{row.catalog.signer}", "verified"))
-    parts.append(fact("Publisher signature must come from", row.signer,
-                      "verified" if verified else "declared"))
-    for f in e.files:
-        parts.append(fact(f"sha256 of {f.name}", f.sha256, "verified" if verified else "declared"))
-    if row.installed_state == "refused":
-        parts.append(fact("State", "the installed file changed after verification; it will not run", "verified"))
-    parts.append(fact("Publisher (catalog)", e.publisher, "declared"))
-    parts.append(fact("Licence (catalog)", e.license, "declared"))
-    if e.parameters:
-        parts.append(fact("Parameters (catalog)", f"{e.parameters / 1e6:.0f} M", "declared"))
-    if e.quantization:
-        parts.append(fact("Quantisation (catalog)", e.quantization, "declared"))
-    src = e.sources
-    if src.huggingface:
-        parts.append(fact("Source", f"huggingface.co/{src.huggingface.repo} @ {src.huggingface.commit[:12]}",
-                          "declared"))
-    parts.append("</table>")
-    if card is not None:
-        parts.append(render_card(card))
-    elif pending:
-        parts.append("<h3>Provenance and safety card</h3><p>Checking the signed claims and the installed "
-                     "file…</p>")
-    parts.append(f"<h3>Size and memory</h3><p>{human(e.size)} download; needs about "
-                 f"{row.memory_bytes / 2**20:.0f} MiB of memory to run "
-                 f"({'fits' if row.fit == 'ok' else 'tight' if row.fit == 'tight' else 'does not fit'} "
-                 "this machine).</p>")
-    return "".join(parts)
-
-
-def _bar(value: float, colour: str) -> str:
-    """A small inline bar: reads faster than a column of percentages."""
-    filled = round(max(0.0, min(1.0, value)) * 20)
-    return (f'<span style="background:{colour}">{"&nbsp;" * filled}</span>'
-            f'<span style="background:#dddddd">{"&nbsp;" * (20 - filled)}</span>')
-
-
-def render_card(c: dict) -> str:
-    e = esc
-    parts = ["<h3>Provenance</h3>"]
-    if not c["provenance"]:
-        parts.append(f"<p>{badge('missing')} No provenance is published for this model.</p>")
-    for p in c["provenance"]:
-        who = f" by {e(p['by'])}" if p.get("by") else ""
-        why = f" — {e(p['why'])}" if p.get("why") else ""
-        d = p["data"] if isinstance(p["data"], dict) else {}
-        parts.append(f"<p>{badge(p['label'])}{who}{why}</p><table>")
-        for k in ("publisher", "model_name", "license", "architecture", "tokenizer", "quantization",
-                  "training_data"):
-            if d.get(k):
-                parts.append(f"<tr><td><b>{e(k.replace('_', ' '))}</b></td><td>{e(str(d[k]))}</td></tr>")
-        for b in d.get("base_models", []):
-            teachers = f" — teachers: {e(', '.join(map(one_line, b['teachers'])))}" if b.get("teachers") else ""
-            parts.append(f"<tr><td><b>base model</b></td><td>{e(b['name'])} ({e(b['relation'])}){teachers}</td></tr>")
-        for k in ("converter", "quantizer"):
-            if d.get(k):
-                parts.append(f"<tr><td><b>{k}</b></td><td>{e(d[k].get('name', ''))} {e(d[k].get('version') or '')}</td></tr>")
-        if d.get("source"):
-            commit = d["source"].get("commit")
-            parts.append(f"<tr><td><b>source</b></td><td>{e(d['source']['repo'])}"
-                         f"{' @ ' + e(commit) if commit else ''}</td></tr>")
-        parts.append("</table>")
-    cons = c.get("consistency")
-    if cons:
-        for chk in cons["checks"]:
-            if chk["mismatches"]:
-                parts.append("<p><b style='color:#b00020'>The file contradicts the provenance:</b></p><ul>")
-                parts += [f"<li>{e(m)}</li>" for m in chk["mismatches"]]
-                parts.append("</ul>")
-            else:
-                parts.append(f"<p>{badge('verified')} The installed file agrees with the declared architecture, "
-                             "tokenizer, vocabulary, size, quantisation and context length.</p>")
-    parts.append('<a name="safety"></a><h3>Safety card</h3>')
-    if not c["safety_card"]:
-        parts.append(f"<p>{badge('missing')} No safety evaluation is published for this model: "
-                     "not evaluated, not hidden.</p>")
-    for sc in c["safety_card"]:
-        d = sc["data"] if isinstance(sc["data"], dict) else {}
-        who = f" by {e(sc['by'])}" if sc.get("by") else ""
-        why = f" — {e(sc['why'])}" if sc.get("why") else ""
-        parts.append(f"<p>{badge(sc['label'])}{who}{why}: evaluator {e(str(d.get('evaluator')))}, "
-                     f"{e(str(d.get('evaluated_at')))}, assurance {e(str(d.get('assurance')))}</p><table>")
-        for r in d.get("results", []):
-            ci = f"95% CI {r['ci95'][0]:.0%}–{r['ci95'][1]:.0%}" if r.get("ci95") else "no interval"
-            better = "lower is better" if r.get("direction") == "lower_is_better" else "higher is better"
-            parts.append(f"<tr><td><b>{e(r['benchmark'])}</b> {e(r['metric'])}</td><td>{r['value']:.0%} "
-                         f"{_bar(float(r['value']), '#1f5fa8')}</td><td>{ci}, n={r.get('sample_size')}, "
-                         f"{better}</td></tr>")
-        for b in d.get("not_evaluated", []):
-            parts.append(f"<tr><td><b>{e(b)}</b></td><td>not evaluated</td><td>{badge('missing')}</td></tr>")
-        parts.append("</table>")
-        if d.get("flags"):
-            parts.append(f"<p><b>Flags:</b> {e(', '.join(map(one_line, d['flags'])))}</p>")
-    sc = c.get("spotcheck")
-    parts.append("<h3>Spot-check on this machine</h3>")
-    if not sc:
-        parts.append("<p>Not run yet. Install the model and press Spot-check.</p>")
-    else:
-        parts.append(f"<p>{badge('verified')} measured here: {e(sc['suite'])}, {e(sc['finished_at'])}</p><table>")
-        for m in sc["metrics"].values():
-            parts.append(f"<tr><td>{e(m['label'])}</td><td>{m['k']}/{m['n']} = {m['value']:.0%} "
-                         f"{_bar(float(m['value']), '#1b7f3a')}</td><td>95% CI {m['ci95'][0]:.0%}–"
-                         f"{m['ci95'][1]:.0%}</td></tr>")
-        parts.append("</table>")
-    for cmp in c.get("comparisons", []):
-        colour = "#b00020" if cmp["verdict"].startswith("contradicted") else "#1b7f3a" \
-            if cmp["verdict"] == "consistent" else "#777777"
-        parts.append(f"<p>{e(cmp['benchmark'] or '')} {e(cmp['metric'])} claimed {cmp['claimed']:.0%}: "
-                     f"<b style='color:{colour}'>{e(cmp['verdict'])}</b> {e(cmp['local'])}</p>")
-    return "".join(parts)
 
 
 class ModelPage(QWidget):
@@ -179,6 +50,21 @@ class ModelPage(QWidget):
         self.spot_job: Job | None = None
         self._spot_session: Any = None
         self.policy_broken: str | None = None  # the fail-closed reason, when the policy is broken
+        self.capability: Any = None  # ChatCapability of the shown installed model, once read
+        self.spot_message = ""  # how the last spot-check of the shown model ended (kept across refreshes)
+        self.summary: Any = None  # the SafetySummary in the header (the same as Discover's column)
+        self.trust_icon, self.trust_text = self._badge_line("Trust")
+        self.safety_icon, self.safety_text = self._badge_line("Safety")
+        glance = QFrame(accessibleName="At a glance")
+        glance.setFrameShape(QFrame.StyledPanel)
+        grid = QGridLayout(glance)
+        grid.setContentsMargins(8, 6, 8, 6)
+        grid.addWidget(self.trust_icon, 0, 0)
+        grid.addWidget(self.trust_text, 0, 1)
+        grid.addWidget(self.safety_icon, 1, 0)
+        grid.addWidget(self.safety_text, 1, 1)
+        grid.setColumnStretch(1, 1)
+        self.glance = glance
         self.view = QTextBrowser()
         self.view.setOpenExternalLinks(False)
         self.view.setAccessibleName("Model details")
@@ -196,9 +82,15 @@ class ModelPage(QWidget):
         self.note = QLabel()
         self.note.setTextFormat(Qt.PlainText)  # may quote an error from a library or a catalog
         self.note.setWordWrap(True)
+        self.spot_note = QLabel(accessibleName="Why the spot-check is unavailable")
+        self.spot_note.setTextFormat(Qt.PlainText)
+        self.spot_note.setWordWrap(True)
+        self.spot_note.hide()
         layout = QVBoxLayout(self)
-        layout.addWidget(self.view)
+        layout.addWidget(glance)
+        layout.addWidget(self.view, 1)
         layout.addWidget(self.note)
+        layout.addWidget(self.spot_note)
         layout.addWidget(self.spot_bar)
         buttons = QHBoxLayout()
         buttons.addWidget(self.download, 2)
@@ -209,6 +101,46 @@ class ModelPage(QWidget):
         events.spotcheck_done.connect(lambda model_id, _status: self._reload_if_showing(model_id))
         self.show_row(None)
 
+    @staticmethod
+    def _badge_line(what: str) -> tuple[QLabel, QLabel]:
+        icon = QLabel()
+        icon.setFixedSize(QSize(22, 22))
+        text = QLabel(accessibleName=what)
+        text.setTextFormat(Qt.PlainText)  # catalog and claim text is untrusted
+        text.setWordWrap(True)
+        text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        return icon, text
+
+    def _set_badge(self, icon: QLabel, text: QLabel, b: Badge | None, words: str = "") -> None:
+        if b is None:
+            icon.clear()
+            text.setText(words)
+            text.setToolTip("")
+            text.setStyleSheet("")
+            return
+        dark = is_dark(self)
+        icon.setPixmap(b.icon(dark).pixmap(QSize(20, 20)))
+        text.setText(words or b.words)
+        text.setToolTip(plain_tooltip(b.tooltip))
+        text.setStyleSheet(f"color: {b.colour(dark)}; font-weight: 600")
+        icon.setToolTip(plain_tooltip(b.tooltip))
+
+    def _show_glance(self) -> None:
+        """The two badges: trust from the row (the core's states), safety from the card and
+        the local spot-check once read (the row's summary, from the same data, until then)."""
+        from vetted.cards.summary import summarise
+
+        if self.row is None:
+            self.summary = None
+            self._set_badge(self.trust_icon, self.trust_text, None, "Select a model")
+            self._set_badge(self.safety_icon, self.safety_text, None, "")
+            return
+        self._set_badge(self.trust_icon, self.trust_text, trust_badge(self.row))
+        self.summary = (summarise(self.card["safety_card"], self.card.get("spotcheck")) if self.card is not None
+                        else self.row.safety)
+        b = safety_badge(self.summary)
+        self._set_badge(self.safety_icon, self.safety_text, b, one_line(self.summary.headline))
+
     def show_row(self, row: ModelRow | None) -> None:
         """Shows the catalog's facts now and asks for the card; the same model shown again
         (new install state, a finished spot-check) keeps its card until the new one comes."""
@@ -216,28 +148,41 @@ class ModelPage(QWidget):
         self.row = row
         if not same:
             self.card = None
+            self.capability = None
+            self.spot_message = ""
         if row is None:
             self.pending = False
+            self._show_glance()
             self.view.setHtml("<p>Select a model to see who vouches for it.</p>")
             self.download.setEnabled(False)
             self.spot.setEnabled(False)
             self._say_blocked([self.policy_broken] if self.policy_broken else [])
             return
         self._render()
+        if not same:
+            self.view.verticalScrollBar().setValue(0)  # another model: start at its name, not mid-page
         self._update_controls()
         self._read_card(row)
 
     def _read_card(self, row: ModelRow) -> None:
         app = self.runner.app
         self.pending = True
-        self.runner.run(lambda _job: app.card_for(row.entry, row.catalog.trusted_root), key="model-page.card",
-                        on_done=lambda c: self._card_read(row, c), on_failed=lambda e: self._card_failed(row, e))
 
-    def _card_read(self, row: ModelRow, card: dict[str, Any]) -> None:
+        def job(_job: Job) -> tuple[dict[str, Any], Any]:
+            card = app.card_for(row.entry, row.catalog.trusted_root)
+            # only an installed file can be spot-checked: can it chat? (its header, read once)
+            cap = app.chat_capability(row.entry.id, row.entry) if row.installed_state == "verified" else None
+            return card, cap
+
+        self.runner.run(job, key="model-page.card", on_done=lambda got: self._card_read(row, *got),
+                        on_failed=lambda e: self._card_failed(row, e))
+
+    def _card_read(self, row: ModelRow, card: dict[str, Any], capability: Any = None) -> None:
         if row is not self.row:
             return
-        self.card, self.pending = card, False
+        self.card, self.pending, self.capability = card, False, capability
         self._render()
+        self._update_controls()
         self.card_shown.emit(row.entry.id)
 
     def _card_failed(self, row: ModelRow, exc: BaseException) -> None:
@@ -254,8 +199,9 @@ class ModelPage(QWidget):
 
     def _render(self) -> None:
         assert self.row is not None
+        self._show_glance()
         scroll = self.view.verticalScrollBar().value()
-        self.view.setHtml(render_row(self.row, self.card, pending=self.pending))
+        self.view.setHtml(render_row(self.row, self.card, pending=self.pending, dark=is_dark(self)))
         self.view.verticalScrollBar().setValue(scroll)
 
     def set_policy_broken(self, reason: str | None) -> None:
@@ -291,7 +237,7 @@ class ModelPage(QWidget):
 
         row = self.row
         assert row is not None
-        self.spot.setEnabled(row.installed_state == "verified" and self.spot_job is None)
+        self._update_spot(row)
         expired = row.catalog.expired
         blockers = self.blockers()
         can = row.installed_state != "verified" and not expired and row.fit != "too_big" and not blockers
@@ -310,7 +256,33 @@ class ModelPage(QWidget):
         elif row.fit == "too_big":
             self.note.setText("This model needs more memory than this machine has available.")
         else:
-            self.note.clear()
+            self.note.setText(self.spot_message)
+
+    def spot_unavailable(self) -> str | None:
+        """Why Spot-check is disabled for the shown model, in words (None: it can run)."""
+        row = self.row
+        if row is None:
+            return "Select a model."
+        if row.installed_state == "refused":
+            return "The installed file changed; it will not run until it is downloaded again."
+        if row.installed_state != "verified":
+            return "Download the model first: the spot-check runs on the installed, verified file."
+        if self.capability is not None and not self.capability.can_chat:
+            return spotcheck_unavailable(self.capability.reason)
+        return None
+
+    def _update_spot(self, row: ModelRow) -> None:
+        why = self.spot_unavailable()
+        running = self.spot_job is not None
+        self.spot.setEnabled(why is None and not running and (self.capability is not None or not self.pending))
+        self.spot.setToolTip(plain_tooltip(why) if why else "Asks the installed model the probe suite's "
+                             "questions on this machine and scores its answers.")
+        self.spot.setAccessibleDescription(why or "")
+        # the reason in words only where a person would expect the button to work
+        cannot_chat = row.installed_state == "verified" and self.capability is not None \
+            and not self.capability.can_chat
+        self.spot_note.setText(why if cannot_chat and why else "")
+        self.spot_note.setVisible(bool(cannot_chat))
 
     # -- the spot-check: the probe suite in its own engine, off the UI thread, with progress
     def start_spotcheck(self) -> None:
@@ -348,14 +320,15 @@ class ModelPage(QWidget):
         self.spot_job = None
         self.spot_bar.hide()
         self.spot_cancel.hide()
+        if error is not None:
+            self.spot_message = "✖ Spot-check failed: " + error_text(error)
+        elif result.status == "cancelled":
+            self.spot_message = "Spot-check cancelled; a cancelled run is never shown on the card."
+        else:
+            self.spot_message = f"Spot-check done: {len(result.results)} probes in {result.seconds:.0f} s."
         if self.row is not None:
             self._update_controls()
-        if error is not None:
-            self.note.setText("✖ Spot-check failed: " + error_text(error))
-        elif result.status == "cancelled":
-            self.note.setText("Spot-check cancelled; a cancelled run is never shown on the card.")
-        else:
-            self.note.setText(f"Spot-check done: {len(result.results)} probes in {result.seconds:.0f} s.")
+        self.note.setText(self.spot_message)
 
     def cancel_spotcheck(self) -> None:
         """Stops the spot-check before its next probe (the reply in progress is cut short)."""

@@ -69,11 +69,23 @@ class SignerForm(QWidget):
         for p in (key_page, cert_page, sig_page):
             p.layout().setContentsMargins(0, 0, 0, 0)
             pages.addWidget(p)
-        self.mode.currentIndexChanged.connect(pages.setCurrentIndex)
+        self.pages = pages
+        self.mode.currentIndexChanged.connect(self._show_mode)
+        self._show_mode(0)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addRow("Must be signed by", self.mode)
         layout.addRow(pages)
+
+    def _show_mode(self, index: int) -> None:
+        """Only the chosen mode's fields take room (a stack is as tall as its tallest page)."""
+        from PySide6.QtWidgets import QSizePolicy
+
+        for i in range(self.pages.count()):
+            vertical = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            self.pages.widget(i).setSizePolicy(QSizePolicy.Policy.Preferred, vertical)
+        self.pages.setCurrentIndex(index)
+        self.pages.adjustSize()
 
     def use_key(self, path: str) -> None:
         self.mode.setCurrentIndex(0)

@@ -2,7 +2,14 @@
 
 A user message is committed when sent. A reply is inserted as 'streaming' and its text
 rewritten at most every FLUSH_S while tokens arrive, then closed as complete, stopped or
-failed. WAL + synchronous=NORMAL means each commit survives the process being killed.
+failed, with why it ended (`finish`: 'length' when cut at max tokens) and the seed it was
+sampled with. WAL + synchronous=NORMAL means each commit survives the process being killed.
+
+Regenerating keeps the earlier replies at that place as alternatives (migration 10): they
+share `alt_of` (the id of the first reply there) and exactly one is `active` — the one
+shown and the one the model sees as history. A conversation is shown in place order
+(`COALESCE(alt_of, id)`), so an alternative written later still sits where it belongs.
+A deleted chat is first put aside (`trash`, undoable) and purged later.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ from vetted.store.audit import now
 
 FLUSH_S = 0.25
 
+# No "seed": a chat without one samples a fresh seed for every reply (so Regenerate gives
+# another answer); a seed set by the person makes replies reproducible.
 DEFAULT_PARAMS: dict[str, Any] = {
     "temperature": 0.7, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1,
-    "max_tokens": 512, "n_ctx": 4096, "seed": 42,
+    "max_tokens": 512, "n_ctx": 4096,
 }
+POSITION = "COALESCE(alt_of, id)"  # where a message sits in its conversation
 
 
 @dataclass
@@ -38,6 +48,19 @@ class Message:
     created_at: str
     usage: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
+    seed: int | None = None
+    finish: str | None = None  # 'stop', 'length' (cut at max tokens), 'stopped'; None before migration 10
+    alt_of: int | None = None
+    alt_index: int = 1  # this reply's place among the alternatives at its position (1-based)
+    alt_count: int = 1
+
+    @property
+    def position(self) -> int:
+        return self.alt_of or self.id
+
+    @property
+    def cut_at_max_tokens(self) -> bool:
+        return self.role == "assistant" and self.status == "complete" and self.finish == "length"
 
 
 @dataclass
@@ -100,14 +123,54 @@ class Chats:
         r = rows[0]
         conv = Conversation(r["id"], r["title"], r["model_id"], r["system_prompt"], json.loads(r["params"]),
                             r["created_at"], r["updated_at"])
-        conv.messages = [self._msg(m) for m in self.db.query(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])]
+        conv.messages = self._active(conversation_id)
         return conv
 
-    def list(self) -> list[Conversation]:
+    def _active(self, conversation_id: int) -> builtins.list[Message]:
+        """The messages shown (and sent to the model): the active one at each place, in place
+        order, each reply knowing which of how many alternatives it is."""
+        msgs = [self._msg(m) for m in self.db.query(
+            f"SELECT * FROM messages WHERE conversation_id = ? AND active = 1 ORDER BY {POSITION}, id",
+            [conversation_id])]
+        groups = [m.position for m in msgs if m.role == "assistant"]
+        if groups:
+            marks = ",".join("?" * len(groups))
+            rows = self.db.execute(
+                f"SELECT {POSITION} AS pos, id FROM messages WHERE conversation_id = ? AND {POSITION} IN ({marks})"
+                " ORDER BY id", [conversation_id, *groups]).fetchall()
+            ids: dict[int, builtins.list[int]] = {}
+            for pos, mid in rows:
+                ids.setdefault(pos, []).append(mid)
+            for m in msgs:
+                if m.role == "assistant":
+                    group = ids.get(m.position, [m.id])
+                    m.alt_count, m.alt_index = len(group), group.index(m.id) + 1 if m.id in group else 1
+        return msgs
+
+    def alternatives(self, message_id: int) -> builtins.list[Message]:
+        """Every reply written at this reply's place, oldest first."""
+        row = self.db.execute("SELECT conversation_id, COALESCE(alt_of, id) FROM messages WHERE id = ?",
+                              [message_id]).fetchone()
+        if row is None:
+            return []
+        return [self._msg(r) for r in self.db.query(
+            f"SELECT * FROM messages WHERE conversation_id = ? AND {POSITION} = ? ORDER BY id", list(row))]
+
+    def choose_alternative(self, message_id: int) -> None:
+        """Makes this reply the one shown and sent as history at its place."""
+        alts = self.alternatives(message_id)
+        if not any(m.id == message_id for m in alts):
+            raise InputError(f"reply {message_id}", "does not exist")
+        with self.db.conn:
+            for m in alts:
+                self.db.execute("UPDATE messages SET active = ? WHERE id = ?", [int(m.id == message_id), m.id])
+        self.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", [now(), alts[0].conversation_id])
+
+    def list(self) -> builtins.list[Conversation]:
         return [Conversation(r["id"], r["title"], r["model_id"], r["system_prompt"], json.loads(r["params"]),
                              r["created_at"], r["updated_at"])
-                for r in self.db.query("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")]
+                for r in self.db.query("SELECT * FROM conversations WHERE deleted_at IS NULL"
+                                       " ORDER BY updated_at DESC, id DESC")]
 
     def rename(self, conversation_id: int, title: str) -> None:
         self.get(conversation_id)
@@ -123,8 +186,33 @@ class Chats:
              json.dumps({**conv.params, **(params or {})}), now(), conversation_id])
 
     def delete(self, conversation_id: int) -> None:
+        """Deletes a chat for good (the CLI's `chats delete`; the app trashes first)."""
         self.get(conversation_id)
         self.db.execute("DELETE FROM conversations WHERE id=?", [conversation_id])
+
+    def trash(self, conversation_id: int) -> None:
+        """Puts a chat aside: gone from lists and searches, back with `restore` until purged."""
+        self.get(conversation_id)
+        self.db.execute("UPDATE conversations SET deleted_at=? WHERE id=?", [now(), conversation_id])
+
+    def restore(self, conversation_id: int) -> None:
+        self.get(conversation_id)
+        self.db.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", [conversation_id])
+
+    def is_trashed(self, conversation_id: int) -> bool:
+        row = self.db.execute("SELECT deleted_at FROM conversations WHERE id=?", [conversation_id]).fetchone()
+        return bool(row and row[0])
+
+    def purge_trashed(self, conversation_id: int | None = None, older_than_s: float = 0.0) -> int:
+        """Deletes trashed chats for good: one, or every one put aside more than `older_than_s` ago."""
+        if conversation_id is not None:
+            cur = self.db.execute("DELETE FROM conversations WHERE id=? AND deleted_at IS NOT NULL",
+                                  [conversation_id])
+            return int(cur.rowcount)
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - older_than_s))
+        cur = self.db.execute("DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
+                              [cutoff + "\uffff"])
+        return int(cur.rowcount)
 
     # -- messages
     def add_user(self, conversation_id: int, text: str) -> int:
@@ -135,16 +223,47 @@ class Chats:
         self.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", [t, conversation_id])
         return _rowid(cur)
 
-    def start_reply(self, conversation_id: int) -> "ReplyWriter":
+    def start_reply(self, conversation_id: int, seed: int | None = None,
+                    alternative_to: int | None = None) -> "ReplyWriter":
+        """A new reply, streaming; `alternative_to` (a reply) makes it another answer at that
+        reply's place, the active one, keeping the earlier ones to flip back to."""
         t = now()
+        alt_of = None
+        if alternative_to is not None:
+            row = self.db.execute("SELECT COALESCE(alt_of, id) FROM messages WHERE id=? AND conversation_id=?",
+                                  [alternative_to, conversation_id]).fetchone()
+            if row is None:
+                raise InputError(f"reply {alternative_to}", f"is not in chat {conversation_id}")
+            alt_of = int(row[0])
+            self.db.execute(f"UPDATE messages SET active=0 WHERE conversation_id=? AND {POSITION}=?",
+                            [conversation_id, alt_of])
         cur = self.db.execute(
-            "INSERT INTO messages (conversation_id, role, content, status, writer_pid, created_at, updated_at)"
-            " VALUES (?, 'assistant', '', 'streaming', ?, ?, ?)", [conversation_id, os.getpid(), t, t])
+            "INSERT INTO messages (conversation_id, role, content, status, writer_pid, created_at, updated_at,"
+            " seed, alt_of, active) VALUES (?, 'assistant', '', 'streaming', ?, ?, ?, ?, ?, 1)",
+            [conversation_id, os.getpid(), t, t, seed, alt_of])
+        self.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", [t, conversation_id])
         return ReplyWriter(self.db, _rowid(cur))
 
+    def resume_reply(self, message_id: int) -> "ReplyWriter":
+        """Goes on writing a finished reply (Continue after max tokens): same row, its text kept."""
+        row = self.db.execute("SELECT content FROM messages WHERE id=? AND role='assistant'", [message_id]).fetchone()
+        if row is None:
+            raise InputError(f"reply {message_id}", "does not exist")
+        self.db.execute("UPDATE messages SET status='streaming', writer_pid=?, updated_at=? WHERE id=?",
+                        [os.getpid(), now(), message_id])
+        writer = ReplyWriter(self.db, message_id)
+        writer.text = row[0]
+        return writer
+
     def delete_from(self, conversation_id: int, message_id: int) -> None:
-        """Drops a message and everything after it (for regenerate and edit-and-resend)."""
-        self.db.execute("DELETE FROM messages WHERE conversation_id=? AND id>=?", [conversation_id, message_id])
+        """Drops a message and everything after it, alternatives included (edit-and-resend)."""
+        row = self.db.execute("SELECT COALESCE(alt_of, id) FROM messages WHERE id=?", [message_id]).fetchone()
+        pos = int(row[0]) if row else message_id
+        self.db.execute(f"DELETE FROM messages WHERE conversation_id=? AND {POSITION}>=?", [conversation_id, pos])
+
+    def delete_message(self, message_id: int) -> None:
+        """Drops one reply (a failed or empty one that regenerating replaces rather than keeps)."""
+        self.db.execute("DELETE FROM messages WHERE id=?", [message_id])
 
     def edit(self, message_id: int, text: str) -> None:
         self.db.execute("UPDATE messages SET content=?, updated_at=? WHERE id=?", [text, now(), message_id])
@@ -154,15 +273,16 @@ class Chats:
         if not terms:
             return []
         rows = self.db.query(
-            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid WHERE messages_fts MATCH ?"
-            " ORDER BY m.id DESC LIMIT 200", [terms])
+            "SELECT m.* FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? AND c.deleted_at IS NULL ORDER BY m.id DESC LIMIT 200", [terms])
         out = []
         for r in rows:
             msg = self._msg(r)
             conv = self.get(msg.conversation_id)
             conv.messages = []
             out.append((conv, msg))
-        title_hits = self.db.query("SELECT id FROM conversations WHERE title LIKE ? ESCAPE '\\'",
+        title_hits = self.db.query("SELECT id FROM conversations WHERE deleted_at IS NULL AND title LIKE ? ESCAPE '\\'",
                                    ["%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"])
         seen = {c.id for c, _ in out}
         for r in title_hits:
@@ -174,7 +294,8 @@ class Chats:
     def _msg(r: dict[str, Any]) -> Message:
         return Message(r["id"], r["conversation_id"], r["role"], r["content"], r["status"], r["reason"],
                        r["created_at"], json.loads(r["usage"]) if r["usage"] else None,
-                       json.loads(r["timings"]) if r["timings"] else None)
+                       json.loads(r["timings"]) if r["timings"] else None,
+                       r.get("seed"), r.get("finish"), r.get("alt_of"))
 
 
 class ReplyWriter:
@@ -199,11 +320,12 @@ class ReplyWriter:
         self.last_flush = time.monotonic()
 
     def close(self, status: str, reason: str | None = None, usage: dict | None = None,
-              timings: dict | None = None) -> None:
+              timings: dict | None = None, finish: str | None = None) -> None:
         self.db.execute(
-            "UPDATE messages SET content=?, status=?, reason=?, usage=?, timings=?, updated_at=? WHERE id=?",
+            "UPDATE messages SET content=?, status=?, reason=?, usage=?, timings=?, finish=?, updated_at=?"
+            " WHERE id=?",
             [self.text, status, reason, json.dumps(usage) if usage else None,
-             json.dumps(timings) if timings else None, now(), self.id])
+             json.dumps(timings) if timings else None, finish, now(), self.id])
         self.dirty = False
 
 
@@ -215,6 +337,8 @@ def export_markdown(conv: Conversation) -> str:
     for m in conv.messages:
         who = "You" if m.role == "user" else "Assistant"
         note = "" if m.status == "complete" else f" _({m.status}{': ' + m.reason if m.reason else ''})_"
+        if m.cut_at_max_tokens:
+            note = " _(stopped at max tokens)_"
         lines += [f"## {who}{note}", "", m.content, ""]
     return "\n".join(lines)
 
@@ -224,7 +348,8 @@ def export_json(conv: Conversation) -> dict[str, Any]:
         "id": conv.id, "title": conv.title, "model_id": conv.model_id, "system_prompt": conv.system_prompt,
         "params": conv.params, "created_at": conv.created_at, "updated_at": conv.updated_at,
         "messages": [{"id": m.id, "role": m.role, "content": m.content, "status": m.status, "reason": m.reason,
-                      "created_at": m.created_at, "usage": m.usage, "timings": m.timings} for m in conv.messages],
+                      "created_at": m.created_at, "usage": m.usage, "timings": m.timings, "seed": m.seed,
+                      "finish": m.finish, "alternative": [m.alt_index, m.alt_count]} for m in conv.messages],
     }
 
 

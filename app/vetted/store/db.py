@@ -241,6 +241,23 @@ MIGRATIONS: list[Migration] = [
         bound_at TEXT NOT NULL
     );
     """,
+    # 10: the desktop chat (issue 13). A reply keeps the seed it was sampled with (so it can
+    # be reproduced) and why it ended ('stop', 'length': cut at max tokens, 'stopped');
+    # regenerating keeps earlier replies as alternatives at the same place (`alt_of`: the
+    # first reply there; `active`: the one the model sees as history). A deleted chat is
+    # kept until its undo runs out (`deleted_at`). Chats stored a fixed seed 42 by default,
+    # which no one chose in the app and which made Regenerate repeat itself: it is dropped
+    # (a chat without a seed samples a fresh one per reply).
+    """
+    ALTER TABLE messages ADD COLUMN seed INTEGER;
+    ALTER TABLE messages ADD COLUMN finish TEXT;
+    ALTER TABLE messages ADD COLUMN alt_of INTEGER;
+    ALTER TABLE messages ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX messages_alt ON messages(alt_of);
+    ALTER TABLE conversations ADD COLUMN deleted_at TEXT;
+    UPDATE conversations SET params = json_remove(params, '$.seed')
+        WHERE json_valid(params) AND json_extract(params, '$.seed') = 42;
+    """,
 ]
 
 
