@@ -201,13 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model_id")
     r.set_defaults(func=cmd_remove)
 
-    from vetted.cli import audit, cards, chat, imports, policy
+    from vetted.cli import audit, cards, chat, imports, policy, serve
 
     imports.add_parser(sub)
     audit.add_parser(sub)
     policy.add_parser(sub)
     chat.add_parsers(sub)
     cards.add_parsers(sub)
+    serve.add_parsers(sub)
     return p
 
 

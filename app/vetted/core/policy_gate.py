@@ -20,6 +20,7 @@ import sqlite_utils
 
 from vetted.catalog.schema import ModelEntry
 from vetted.catalog.signed import LoadedCatalog
+from vetted.errors import Refused
 from vetted.net.limits import TransferLimits
 from vetted.paths import normalise_location
 from vetted.policy.effective import EffectivePolicy, PolicyRefused, Rule
@@ -285,6 +286,43 @@ class PolicyGate:
             if value > float(rule.value):
                 raise self._refused(db, action, entry.id, rule.name, rule.source, f"{metric} of {entry.id}",
                                     f"is {value:.0%} ({how}); the policy allows at most {rule.value:.0%}")
+
+    # -- the local API server ------------------------------------------------------------
+
+    def check_serve(self, db: sqlite_utils.Database, addresses: list[str]) -> None:
+        """Before the local API server listens: the policy may forbid it, and any address
+        but loopback needs the policy's `api.interfaces` to list it (a model server on a
+        network is what was found exposed by the hundred thousand)."""
+        import ipaddress
+
+        subject = ", ".join(addresses)
+        self.usable(db, "api", subject)
+        p = self.policy
+        if p.api_allowed is not None:
+            r = p.api_allowed
+            raise self._refused(db, "api", subject, r.name, r.source, "the local API server",
+                                "your organisation does not allow it")
+        allowed = set(p.api_interfaces.value) if p.api_interfaces is not None else set()
+        for a in addresses:
+            if ipaddress.ip_address(a).is_loopback:
+                continue
+            if a not in allowed:
+                exc = Refused("the local API server's address", f"{a} is not loopback, and no rule of your "
+                              "organisation's policy (api.interfaces) lists it",
+                              "serve on loopback (127.0.0.1, ::1); only an administrator can open other interfaces")
+                if p.api_interfaces is not None:
+                    exc = self.policy.refuse("api.interfaces", p.api_interfaces.source, "the local API server's "
+                                             "address", f"{a} is not one of the addresses the policy lists")
+                audit.record(db, "policy.api", subject, "refused", exc.line(), None,
+                             {"rule": "api.interfaces"})
+                raise exc
+        self._accepted(db, "api", subject)
+
+    def api_cors_origins(self, mine: list[str]) -> list[str]:
+        """The web origins that may get CORS headers: the organisation's list when it sets
+        one (it replaces the person's), else the person's own."""
+        rule = self.policy.api_cors_origins
+        return list(rule.value) if rule is not None else [o.lower() for o in mine]
 
     # -- settings -----------------------------------------------------------------------
 

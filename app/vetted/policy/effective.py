@@ -69,6 +69,12 @@ class EffectivePolicy:
     audit_copies: list[Rule] = field(default_factory=list)
     imports_allowed: Rule | None = None  # set when a document forbids imports
     imports_only_catalog_signers: Rule | None = None
+    # the local API server (`vetted serve`): forbidden; the non-loopback addresses it may
+    # also listen on (granted by the first document, narrowed by later ones); the web
+    # origins that may get CORS headers (narrowed by later documents)
+    api_allowed: Rule | None = None  # set when a document forbids the server
+    api_interfaces: Rule | None = None
+    api_cors_origins: Rule | None = None
 
     # -- the rules, listed (for `vetted policy` and the Policy page)
     def rules(self) -> list[Rule]:
@@ -81,7 +87,8 @@ class EffectivePolicy:
                                 c.source))
         for r in (self.users_may_add, self.require_publisher_signature, self.require_signed_card,
                   self.require_spotcheck, self.network, self.hf_endpoint, self.imports_allowed,
-                  self.imports_only_catalog_signers):
+                  self.imports_only_catalog_signers, self.api_allowed, self.api_interfaces,
+                  self.api_cors_origins):
             if r is not None:
                 out.append(r)
         out += [Rule("models.blocked_digests", d, s) for d, s in sorted(self.blocked.items())]
@@ -198,6 +205,30 @@ def _tighten(eff: EffectivePolicy, p: Policy, where: str) -> None:
         eff.imports_allowed = Rule("imports.allowed", False, where)
     if p.imports.only_catalog_signers and eff.imports_only_catalog_signers is None:
         eff.imports_only_catalog_signers = Rule("imports.only_catalog_signers", True, where)
+    _tighten_api(eff, p, where, first)
+
+
+def _tighten_api(eff: EffectivePolicy, p: Policy, where: str, first: bool) -> None:
+    """Forbidding wins; interfaces are granted only by the first document (the machine's)
+    and narrowed by later ones; origins intersect."""
+    if not p.api.allowed and eff.api_allowed is None:
+        eff.api_allowed = Rule("api.allowed", False, where)
+    if p.api.interfaces is not None:
+        import ipaddress
+
+        mine = [str(ipaddress.ip_address(a)) for a in p.api.interfaces]  # one spelling per address
+        if eff.api_interfaces is None:
+            eff.api_interfaces = Rule("api.interfaces", mine if first else [], where)
+        else:
+            kept = [a for a in eff.api_interfaces.value if a in mine]
+            eff.api_interfaces = Rule("api.interfaces", kept, f"{eff.api_interfaces.source} and {where}")
+    if p.api.cors_origins is not None:
+        mine = [o.lower() for o in p.api.cors_origins]
+        if eff.api_cors_origins is None:
+            eff.api_cors_origins = Rule("api.cors_origins", mine, where)
+        else:
+            kept = [o for o in eff.api_cors_origins.value if o in mine]
+            eff.api_cors_origins = Rule("api.cors_origins", kept, f"{eff.api_cors_origins.source} and {where}")
 
 
 def _same_location(a: str, b: str) -> bool:

@@ -15,7 +15,8 @@ spot-check suites) add sections of their own without touching these.
       "network":  {"mode": "offline" | "catalog_sources" | "any", "hf_endpoint": "https://..."},
       "settings": {"transfers.min_rate": 65536},
       "audit":    {"copy_to": "/var/log/vetted/audit.jsonl"},
-      "imports":  {"allowed": true, "only_catalog_signers": true}
+      "imports":  {"allowed": true, "only_catalog_signers": true},
+      "api":      {"allowed": true, "interfaces": ["10.0.0.5"], "cors_origins": ["https://tool.example.org"]}
     }
 
 TRUST is a catalog signer object: {"kind": "key", "public_key_pem"}, {"kind":
@@ -106,6 +107,41 @@ class Imports(_Strict):
     only_catalog_signers: bool = False
 
 
+class Api(_Strict):
+    """The local OpenAI-compatible API server (`vetted serve`, vetted/api/). `allowed:
+    false` forbids it outright. It binds to loopback only; `interfaces` lists the other
+    addresses (IP literals) a person may ask it to listen on as well — none unless listed,
+    because a listening model server on a network is exactly what was found exposed by the
+    hundred thousand. `cors_origins` is the only list of web origins that ever get CORS
+    headers (when set it replaces the person's own list)."""
+
+    allowed: bool = True
+    interfaces: list[str] | None = None
+    cors_origins: list[str] | None = None
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interfaces(cls, values: list[str] | None) -> list[str] | None:
+        import ipaddress
+
+        for v in values or []:
+            try:
+                ip = ipaddress.ip_address(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address (name the interface's address)") from None
+            if ip.is_unspecified:
+                raise ValueError(f"{v!r} means every interface; list the addresses to listen on")
+        return values
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str] | None) -> list[str] | None:
+        for v in values or []:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?", v):
+                raise ValueError(f"{v!r} is not a web origin (scheme://host[:port], no path, no wildcard)")
+        return values
+
+
 class Policy(_Strict):
     schema_: Literal["vetted.policy/1"] = Field(alias="schema")
     catalogs: Catalogs = Field(default_factory=Catalogs)
@@ -115,6 +151,7 @@ class Policy(_Strict):
     settings: dict[str, float | int] = Field(default_factory=dict)
     audit: AuditCopy = Field(default_factory=AuditCopy)
     imports: Imports = Field(default_factory=Imports)
+    api: Api = Field(default_factory=Api)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

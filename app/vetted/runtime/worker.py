@@ -151,6 +151,8 @@ class Worker:
         if msg.get("seed") is not None:
             llm.set_seed(int(msg["seed"]))
         self.stop_ids.discard(gid)
+        if msg.get("fresh"):  # no KV-cache prefix reuse: the same request computes (and samples) the same way
+            llm.reset()  # (a reused prefix evaluates fewer tokens per batch; near-ties may then tip otherwise)
         batch = TokenBatch(self, gid, max(0.0, float(msg.get("stream_ms", STREAM_MS))) / 1000)
         t0 = time.perf_counter()
         first = None
