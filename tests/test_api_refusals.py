@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -372,3 +373,215 @@ def test_policy_schema_checks_the_api_rules_and_lists_them(tmp_path) -> None:
     shown = run_cli("policy", "--json", env={"VETTED_POLICY_EXTRA": str(doc)})
     rules = {r["rule"]: r["value"] for r in json.loads(shown.stdout)["rules"]}
     assert rules["api.allowed"] is False and rules["api.cors_origins"] == []
+
+
+# -- the security review's findings ------------------------------------------------------------
+
+
+def _ipv6_squatter(port: int = 0) -> socket.socket:
+    """What another local user can do: listen on [::1]:PORT (IPv6 only, so 127.0.0.1 stays free)."""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind(("::1", port))
+        s.listen(5)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    return s
+
+
+def test_a_squatter_on_ipv6_loopback_stops_the_start(tmp_path) -> None:
+    """F1: clients resolving `localhost` to ::1 would send their token to the squatter."""
+    squatter = _ipv6_squatter()
+    port = squatter.getsockname()[1]
+    try:
+        try:
+            out = run_cli("serve", "--port", str(port), env={"VETTED_HOME": str(tmp_path / "h")}, timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("vetted serve started although another program holds [::1]:%d" % port)
+    finally:
+        squatter.close()
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "listening on http" not in said, said
+    assert f"[::1] port {port}" in said and "in use" in said, said
+
+
+def test_port_0_gives_up_a_port_taken_on_ipv6_for_a_fresh_one(monkeypatch) -> None:
+    """F1 with --port 0: a port the OS chose on 127.0.0.1 but held on ::1 is retried, not skipped."""
+    from vetted.api import server as api_server
+
+    squatter = _ipv6_squatter()
+    held = squatter.getsockname()[1]
+    real = api_server._bind_once
+    calls: list[int] = []
+
+    def first_gets_the_held_port(addresses, port):
+        calls.append(port)
+        return real(addresses, held if len(calls) == 1 else port)
+
+    monkeypatch.setattr(api_server, "_bind_once", first_gets_the_held_port)
+    try:
+        socks, bound, port = api_server.bind(["127.0.0.1", "::1"], 0)
+    finally:
+        squatter.close()
+    try:
+        assert len(calls) == 2 and bound == ["127.0.0.1", "::1"] and port != held
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_idle_connections_do_not_block_requests_and_are_closed(installed_home) -> None:
+    """F2: silent connections counted against uvicorn's limit made every real request a 503."""
+    home = installed_home[0]
+    settings = home / "config" / "api.json"
+    settings.write_text(json.dumps({"header_seconds": 1.5}))
+    try:
+        s = Server(home)
+    finally:
+        settings.unlink()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(100):  # over the old limit of 64
+            idle.append(socket.create_connection(("127.0.0.1", s.port), timeout=10))
+        trickle = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        trickle.sendall(b"GET /v1/models HTTP/1.1\r\n")  # headers begun, never finished
+        idle.append(trickle)
+        status, _, body = s.request("GET", "/v1/models", timeout=10)
+        assert status == 200, body[:200]
+        time.sleep(3)
+        for c in idle:  # each was closed by the server: end of stream (or a reset)
+            try:
+                assert c.recv(1) == b""
+            except ConnectionResetError:
+                pass
+        assert s.request("GET", "/v1/models", timeout=10)[0] == 200
+    finally:
+        for c in idle:
+            c.close()
+        s.stop()
+
+
+def _db_size(home: Path) -> int:
+    db = home / "data" / "vetted.sqlite3"
+    return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+
+
+def test_a_huge_model_id_is_400_and_never_reaches_the_audit(server) -> None:
+    """F3: a 4 MiB model id went into the audit log's reason, on every request."""
+    huge = "x" * (4 * 1024 * 1024 - 200)
+    before = _db_size(server.home)
+    for path, doc in (("/v1/completions", {"model": huge, "prompt": "hi"}),
+                      ("/v1/chat/completions", {"model": huge, "messages": [{"role": "user", "content": "hi"}]}),
+                      ("/v1/embeddings", {"model": huge, "input": "hi"}),
+                      ("/v1/completions", {"model": "../../etc/passwd", "prompt": "hi"}),
+                      ("/v1/completions", {"model": "x" * 201, "prompt": "hi"})):
+        status, _, body = server.request("POST", path, doc)
+        err = error_of(body)
+        assert status == 400 and err["param"] == "model", (path, body[:200])
+        assert len(body) < 1000
+    status, _, body = server.request("GET", "/v1/models/" + "y" * 5000)
+    assert status == 404 and len(body) < 1000
+    assert _db_size(server.home) - before < 64 * 1024
+    assert all(len(r["reason"] or "") < 2000 and len(r["subject"] or "") < 1000 for r in audit_rows(server.home))
+
+
+def test_cors_origin_must_be_a_web_origin(tmp_path) -> None:
+    """F4: `null` (any sandboxed page or file://) and `*` were accepted as allowed origins."""
+    env = {"VETTED_HOME": str(tmp_path / "h")}
+    for bad in ("null", "*", "https://*.example.org", "https://tool.example.org/app", "tool.example.org"):
+        try:
+            out = run_cli("serve", "--port", "0", "--cors-origin", bad, env=env, timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"vetted serve started with --cors-origin {bad}")
+        assert out.returncode == 2 and "not a web origin" in out.stderr, (bad, out.stdout, out.stderr)
+    config = tmp_path / "h" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "api.json").write_text(json.dumps({"cors_origins": ["null"]}))
+    try:
+        out = run_cli("serve", "--port", "0", env=env, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("vetted serve started with cors_origins [\"null\"] in config/api.json")
+    assert out.returncode != 0 and "web origins" in out.stdout + out.stderr, (out.stdout, out.stderr)
+
+
+def test_malformed_bodies_are_openai_shaped_400s(server) -> None:
+    """F5: each of these was a plain-text 500 (TypeError, ValueError, RecursionError,
+    UnicodeEncodeError in the worker)."""
+    chat = "/v1/chat/completions"
+    cases = [
+        (chat, json.dumps({"model": MODEL, "messages": [{"role": ["user"], "content": "x"}]}).encode(),
+         "messages[0].role"),
+        ("/v1/completions", json.dumps({"model": MODEL, "prompt": "hi", "logit_bias": {"\u00b2": 1}}).encode(),
+         "logit_bias"),
+        ("/v1/completions", b'{"model": "x", "prompt": "hi", "metadata": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+         None),
+        ("/v1/completions", b'{"model": "x", "prompt": "hi", "metadata": ' + b"[" * 500 + b"]" * 500 + b"}",
+         "metadata"),
+        ("/v1/completions", b'{"model": "%s", "prompt": "\\ud800", "max_tokens": 2}' % MODEL.encode(), "prompt"),
+        (chat, b'{"model": "%s", "messages": [{"role": "user", "content": "a\\udfffb"}], "max_tokens": 2}'
+         % MODEL.encode(), "messages"),
+    ]
+    for path, body, param in cases:
+        status, headers, reply = server.request("POST", path, body)
+        assert status == 400 and headers["content-type"] == "application/json", (body[:80], reply[:200])
+        err = error_of(reply)
+        assert err["type"] == "invalid_request_error" and err["param"] == param, (body[:80], err)
+    assert server.worker_pids() == []  # none of them reached the engine
+
+
+def test_an_unexpected_failure_is_an_openai_shaped_500_without_its_text() -> None:
+    """The catch-all: a bug answers in OpenAI's shape, and its message stays in the log."""
+    import asyncio
+
+    from vetted.api import routes
+
+    class Broken:
+        n_ctx = 4096
+
+        def models(self) -> list:
+            raise RuntimeError("secret internals /home/someone/path")
+
+    app = routes.build(Broken())  # type: ignore[arg-type]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "path": "/v1/models", "raw_path": b"/v1/models", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1:1")], "scheme": "http", "server": ("127.0.0.1", 1),
+             "client": ("127.0.0.1", 2)}
+    with pytest.raises(RuntimeError):  # Starlette re-raises after answering, so the server logs it
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 500
+    err = error_of(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert err["type"] == "server_error" and err["code"] == "internal_error"
+    assert "secret" not in err["message"]
+
+
+def test_new_data_folders_are_owner_only_and_existing_ones_are_left_alone(tmp_path) -> None:
+    """The database (chats, audit), the token and the models live here: other local users
+    must not be able to list or read them."""
+    from vetted.paths import Locations
+
+    parent = tmp_path / "mine"
+    parent.mkdir(mode=0o755)
+    os.chmod(parent, 0o755)
+    kept = parent / "cache"
+    kept.mkdir()
+    os.chmod(kept, 0o751)  # the person's own, already there
+    old = os.umask(0o022)
+    try:
+        loc = Locations(data=parent / "home" / "data", config=parent / "home" / "config", cache=kept,
+                        site_config=parent / "site").ensure()
+    finally:
+        os.umask(old)
+    for p in (loc.data, loc.config, loc.store, loc.quarantine):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o700, p
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o751
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o755
+    assert not loc.site_config.exists()

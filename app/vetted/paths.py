@@ -43,9 +43,29 @@ class Locations:
         return self.data / "keys"
 
     def ensure(self) -> "Locations":
+        """Creates the folders that are missing, owner-only (0700): they hold the database
+        (chats, the audit log), the API token and the models. Folders that already exist —
+        the person's own, or parents such as VETTED_HOME's — are left as they are."""
         for p in (self.data, self.config, self.cache, self.store, self.quarantine):
-            p.mkdir(parents=True, exist_ok=True)
+            _make_private(p)
         return self
+
+
+def _make_private(path: Path) -> None:
+    """Creates `path` owner-only (0700, whatever the umask) when it is missing; its missing
+    parents get the ordinary mode (they may be shared folders such as ~/.local/share), and
+    an existing folder is never changed."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return  # made meanwhile by someone else: not ours to change
+    if os.name == "posix":
+        os.chmod(path, 0o700)  # mkdir's mode passed through the umask; this only narrows it
 
 
 def locations() -> Locations:

@@ -32,7 +32,10 @@ def from_vetted(exc: BaseException) -> ApiError:
     from vetted.runtime.engine import EngineCrashed, EngineError
     from vetted.runtime.templates import TemplateError
 
-    line = exc.line() if isinstance(exc, VettedError) else f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, VettedError):  # a bug, not a refusal: its text stays in the server's log
+        return ApiError(500, f"the server failed to handle this request ({type(exc).__name__}; its log says why)",
+                        "server_error", "internal_error")
+    line = exc.line()
     if isinstance(exc, ModelNotFound):
         return ApiError(404, line, "invalid_request_error", "model_not_found", "model")
     if isinstance(exc, QueueFull):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,11 @@ from vetted.api.errors import ApiError
 MAX_STOP = 4
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 UNSUPPORTED = ("tools", "functions", "audio", "modalities", "prediction", "web_search_options")
+MAX_MODEL_ID = 200
+# A catalog model id's characters (catalog/schema.py), in either case, plus the ":" and "/"
+# other servers' names use (those then get a clear 404 rather than a 400).
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
+MAX_DEPTH = 64  # JSON nesting; OpenAI's bodies need a handful of levels
 
 
 @dataclass
@@ -39,11 +45,49 @@ def bad(message: str, param: str | None = None, code: str = "invalid_value") -> 
 def body_json(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise bad("the body nests JSON too deeply", code="invalid_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(f"the body is not valid JSON ({exc})", code="invalid_json") from None
+        raise bad(f"the body is not valid JSON ({str(exc)[:200]})", code="invalid_json") from None
     if not isinstance(doc, dict):
         raise bad("the body must be a JSON object", code="invalid_json")
+    _check_tree(doc)
     return doc
+
+
+def _check_tree(doc: dict[str, Any]) -> None:
+    """No nesting deeper than MAX_DEPTH, and no string JSON's `\\ud800` escapes made into
+    text that cannot be encoded as UTF-8 (the worker, the audit log and the reply all need
+    it). Walked without recursion; a refusal names the top-level field."""
+    stack: list[tuple[Any, str, int]] = [(doc, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise bad(f"{where} nests JSON more than {MAX_DEPTH} levels deep", where, "invalid_json")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise bad(f"{where} contains an unpaired UTF-16 surrogate (not valid Unicode text)",
+                          where) from None
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                field = k if depth == 0 and k.isascii() and len(k) <= 64 else where
+                stack.append((k, field, depth + 1))
+                stack.append((v, field, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, where, depth + 1) for v in value)
+
+
+def model_id(doc: dict[str, Any]) -> str:
+    """The request's `model`: a catalog model id (at most MAX_MODEL_ID characters)."""
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("model is required: the catalog model id (GET /v1/models)", "model", "missing_model")
+    if len(model) > MAX_MODEL_ID or not _MODEL_ID.fullmatch(model):
+        raise bad(f"model must be a catalog model id: at most {MAX_MODEL_ID} letters, digits and . _ - "
+                  "(GET /v1/models lists them)", "model")
+    return model
 
 
 def _number(doc: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -65,9 +109,7 @@ def _int(doc: dict[str, Any], key: str, low: int = 1) -> int | None:
 
 
 def _common(doc: dict[str, Any], default_max: int | None) -> tuple[str, dict[str, Any], bool, bool]:
-    model = doc.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad("model is required: the catalog model id (GET /v1/models)", "model", "missing_model")
+    model = model_id(doc)
     for key in UNSUPPORTED:
         if doc.get(key):
             raise bad(f"{key} is not supported by Vetted's local API", key, "unsupported")
@@ -108,7 +150,8 @@ def _common(doc: dict[str, Any], default_max: int | None) -> tuple[str, dict[str
             raise bad("logit_bias must map token ids to numbers", "logit_bias")
         out = {}
         for k, v in bias.items():
-            if not str(k).isdigit() or isinstance(v, bool) or not isinstance(v, (int, float)) or not -100 <= v <= 100:
+            token_id = isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 9
+            if not token_id or isinstance(v, bool) or not isinstance(v, (int, float)) or not -100 <= v <= 100:
                 raise bad("logit_bias must map token ids to numbers from -100 to 100", "logit_bias")
             out[str(int(k))] = float(v)
         params["logit_bias"] = out
@@ -128,12 +171,13 @@ def chat(doc: dict[str, Any], n_ctx: int) -> Parsed:
         raise bad("messages must be a non-empty list", "messages")
     messages = []
     for i, m in enumerate(raw):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
+        role = m.get("role") if isinstance(m, dict) else None
+        if not isinstance(role, str) or role not in ROLES:
             raise bad(f"messages[{i}].role must be one of {', '.join(ROLES)} (tools are not supported)",
                       f"messages[{i}].role")
         if m.get("tool_calls") or m.get("function_call"):
             raise bad(f"messages[{i}]: tool calls are not supported", f"messages[{i}]", "unsupported")
-        messages.append({"role": ROLES[m["role"]], "content": _content(m.get("content"), i)})
+        messages.append({"role": ROLES[role], "content": _content(m.get("content"), i)})
     return Parsed(model, params, stream, usage, messages=messages)
 
 

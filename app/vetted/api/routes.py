@@ -56,14 +56,12 @@ class Endpoints:
         for r in rows:
             if r["id"] == wanted:
                 return JSONResponse(_model(r))
-        return error_response(ApiError(404, f"model {wanted!r} is not installed and verified here",
+        shown = wanted if len(wanted) <= parse.MAX_MODEL_ID else wanted[:parse.MAX_MODEL_ID] + "…"
+        return error_response(ApiError(404, f"model {shown!r} is not installed and verified here",
                                        "invalid_request_error", "model_not_found", "model"))
 
     async def embeddings(self, request: Request) -> Response:
-        doc = parse.body_json(await request.body())
-        model = doc.get("model")
-        if not isinstance(model, str) or not model:
-            raise parse.bad("model is required", "model", "missing_model")
+        model = parse.model_id(parse.body_json(await request.body()))
         await run_in_threadpool(self.service.require_model, model)
         return error_response(ApiError(400, f"model {model} cannot make embeddings here: Vetted's engine runs "
                                        "models for text generation only", "invalid_request_error",
@@ -260,6 +258,12 @@ def build(service: LocalApi) -> Starlette:
     async def vetted_error(request: Request, exc: Exception) -> Response:
         return error_response(from_vetted(exc))
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A bug, not a refusal: uvicorn logs its traceback; answered in OpenAI's shape without its text.
+        log.error("%s %s failed: %s", request.method, one_line(request.url.path), type(exc).__name__)
+        return error_response(ApiError(500, "the server failed to handle this request (its log says why)",
+                                       "server_error", "internal_error"))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -274,4 +278,4 @@ def build(service: LocalApi) -> Starlette:
         Route("/v1/embeddings", e.embeddings, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={ApiError: api_error, VettedError: vetted_error,
-                                                        HTTPException: http_error})
+                                                        HTTPException: http_error, Exception: unexpected})

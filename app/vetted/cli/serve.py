@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from vetted.cli.common import EXIT_OK, EXIT_USAGE
-from vetted.core.api_access import DEFAULT_PORT
+from vetted.core.api_access import DEFAULT_PORT, web_origin
 
 
 def add_parsers(sub: Any) -> None:
@@ -25,7 +25,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--queue", type=int, help="requests that may wait for the engine (default 16); more get 429")
     s.add_argument("--ctx", type=int, help="context length models are loaded with (default 4096)")
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
-                   help="a web origin (https://host[:port]) allowed to call the API from a browser")
+                   help="a web origin (https://host[:port]) allowed to call the API from a browser "
+                        "(never null or *)")
     s.add_argument("--exit-with-stdin", action="store_true", help=__import__("argparse").SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
@@ -43,6 +44,11 @@ def cmd_serve(app: Any, args: Any) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         print("error: --port must be from 0 to 65535", file=sys.stderr)
         return EXIT_USAGE
+    for origin in args.cors_origin or []:
+        if web_origin(origin) is None:
+            print(f"error: --cors-origin {origin!r} is not a web origin (scheme://host[:port], no path); "
+                  "null and * are never allowed", file=sys.stderr)
+            return EXIT_USAGE
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("vetted serve: %(message)s"))
     logger = logging.getLogger("vetted.api")

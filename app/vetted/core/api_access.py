@@ -8,7 +8,9 @@
   when the file changes, so a rotation locks out the old token at once.
 - **The settings** (`config/api.json`, all optional): `port`, `queue_size`, `n_ctx`,
   `max_body_bytes`, `cors_origins` (the web origins that may call it from a browser; the
-  organisation's `api.cors_origins` replaces this list when it sets one).
+  organisation's `api.cors_origins` replaces this list when it sets one; each must be a
+  web origin, `scheme://host[:port]` — never `null` or `*`), `header_seconds` (how long
+  a connection may take to send a request's headers before it is closed; default 10).
 - **The process.** `ServerProcess` starts `vetted serve` beside a front end (the desktop
   app's switch), never inside it: a hung or crashed server cannot take the UI with it, and
   the engine it drives is the same isolated worker chats use. The child exits when the
@@ -18,7 +20,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -42,6 +46,24 @@ TOKEN_FILE = "api-token"
 TOKEN_PREFIX = "vetted-"
 LOOPBACK = ("127.0.0.1", "::1")
 READY_PREFIX = "listening on "  # the first line `vetted serve` prints, for a parent to wait on
+DEFAULT_HEADER_SECONDS = 10.0
+# The same shape the policy's api.cors_origins must have (policy/schema.py): no path, no wildcard, no "null".
+_WEB_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?")
+
+
+def web_origin(value: object) -> str | None:
+    """`value` as a web origin the API may allow (lower case, no trailing slash), or None
+    when it is not one (`null`, `*`, a path, a wildcard, a port over 65535)."""
+    if not isinstance(value, str):
+        return None
+    origin = value.strip().lower().rstrip("/")
+    m = _WEB_ORIGIN.fullmatch(origin)
+    if m is None:
+        return None
+    port = m.group(1) or m.group(2)
+    if port is not None and not 1 <= int(port[1:]) <= 65535:
+        return None
+    return origin
 
 
 @dataclass
@@ -51,6 +73,7 @@ class ApiSettings:
     n_ctx: int = 4096
     max_body_bytes: int = DEFAULT_MAX_BODY
     cors_origins: list[str] = field(default_factory=list)
+    header_seconds: float = DEFAULT_HEADER_SECONDS
 
     @classmethod
     def load(cls, loc: Locations) -> "ApiSettings":
@@ -66,9 +89,17 @@ class ApiSettings:
         out = cls()
         for key, value in raw.items():
             if key == "cors_origins":
-                if not isinstance(value, list) or not all(isinstance(v, str) and "://" in v for v in value):
-                    raise InputError(f"API settings {path}", "cors_origins must be a list of origins (https://host)")
-                out.cors_origins = [v.lower().rstrip("/") for v in value]
+                origins = [web_origin(v) for v in value] if isinstance(value, list) else [None]
+                if None in origins:
+                    raise InputError(f"API settings {path}", "cors_origins must be a list of web origins "
+                                     "(scheme://host[:port]; not null, not *)")
+                out.cors_origins = [o for o in origins if o is not None]
+            elif key == "header_seconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                        or not 0 < value <= 300:
+                    raise InputError(f"API settings {path}", "header_seconds must be a number of seconds "
+                                     "from 0 to 300")
+                out.header_seconds = float(value)
             elif key in ("port", "queue_size", "n_ctx", "max_body_bytes"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "port" else 1):
                     raise InputError(f"API settings {path}", f"{key} must be a positive whole number")

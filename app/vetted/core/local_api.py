@@ -119,7 +119,8 @@ class LocalApi:
         try:
             installed.get(self.app.db, model_id)
         except InputError:
-            exc = ModelNotFound(f"model {model_id!r}", "is not installed here",
+            shown = model_id if len(model_id) <= 200 else model_id[:200] + "…"
+            exc = ModelNotFound(f"model {shown!r}", "is not installed here",
                                 "GET /v1/models lists the installed, verified models")
             audit.record(self.app.db, "api.request", model_id[:200], "refused", exc.line(), WHO)
             raise exc from None
