@@ -53,7 +53,7 @@ def test_import_bundle_installs_every_model_with_the_pinned_signer(qtbot, tmp_pa
     qtbot.waitUntil(lambda: lib.import_job is None, timeout=30_000)
     assert lib.status.text().startswith("✔ Imported 2 model(s) from catalog org.test.catalog v1, signed by public key")
     qtbot.waitUntil(lambda: lib.table.rowCount() == 2, timeout=10_000)  # the core's "installed" events
-    assert {lib.table.item(i, 0).text() for i in range(2)} == {"alpha", "beta"}
+    assert set(lib.model_ids()) == {"alpha", "beta"}
     assert all(lib.table.item(i, 2).text() == "✔ Verified: every byte matches its signature" for i in range(2))
     assert lib.import_btn.isEnabled() and lib.import_bar.isHidden()
     w.close()

@@ -243,6 +243,9 @@ def test_the_picker_offers_only_models_that_can_chat(qtbot, loc, cat) -> None:
     combo = chat.model
     base = combo.findData("base")
     assert base >= 0 and "no chat template" in combo.itemText(base)
+    tiny = combo.findData("tiny")  # the name only (it fits a narrow window); the id on hover
+    assert combo.itemText(tiny) == "Tiny Chat" and combo.itemData(tiny, Qt.ItemDataRole.ToolTipRole) == "tiny"
+    assert combo.toolTip() == "tiny" and combo.minimumContentsLength() >= len("Tiny Chat")
     assert not combo.model().item(base).isEnabled()
     assert combo.currentData() == "tiny"  # never the base model, whatever the order
     w.close()
@@ -334,3 +337,76 @@ def test_a_bubble_and_its_code_follow_a_live_theme_switch(qtbot) -> None:
         qtbot.waitUntil(lambda: "#24272d" in bubble.styleSheet() and bubble.body.dark, timeout=5000)
     finally:
         theme.apply_theme(qapp, "light")
+
+
+CODE_REPLY = "Here is the check:\n\n```python\nimport hashlib\nprint(hashlib.sha256(b'x').hexdigest())\n```\n\n" \
+             "- read in chunks\n- compare the digest\n\nThat is all."
+
+
+def test_the_end_of_a_reply_re_renders_no_bubble_already_shown(qtbot, loc, cat, monkeypatch) -> None:
+    """When a reply ends, the bubbles shown before it are the same widgets, not rendered
+    again, and the live bubble keeps the document it streamed into: its stored text is the
+    text it shows, so nothing is rendered again (and nothing is ever rendered from scratch)."""
+    from vetted.gui.message_text import MessageText
+
+    engines = FakeEngines(reply=CODE_REPLY)
+    w = window(qtbot, loc, engines)
+    chat = w.chat
+    chat.new_chat("tiny")
+    chat.input.setPlainText("First")
+    turn(qtbot, chat)
+    resets: list[MessageText] = []
+    real_reset = MessageText._reset
+    monkeypatch.setattr(MessageText, "_reset", lambda self: (resets.append(self), real_reset(self))[1])
+
+    engines.last.hold_after = 5
+    chat.input.setPlainText("Second")
+    chat.send()
+    qtbot.waitUntil(lambda: engines.last.holding.is_set(), timeout=10_000)
+    earlier = list(chat.view.bubbles[:3])  # first question, its answer, the question being sent
+    renders = [b.body.renders for b in earlier]
+    live = chat.view.live
+    assert live is not None and live is chat.view.bubbles[-1]
+    at_done: list[int] = []
+    real_done = chat._done
+
+    def done(result) -> None:  # the reply is stored: from here on, what does the page render?
+        live.body.flush()  # (what streamed is on screen)
+        at_done.append(live.body.renders)
+        real_done(result)
+
+    monkeypatch.setattr(chat, "_done", done)
+    engines.last.release()
+    qtbot.waitUntil(lambda: not chat.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: chat.list.count() == 1 and chat.list.item(0).text() == "First", timeout=5_000)
+
+    assert chat.view.bubbles == [*earlier, live] and chat.view.live is None
+    assert [b.body.renders for b in earlier] == renders  # the bubbles shown before: not touched
+    assert live.message is not None and live.message.content == CODE_REPLY == live.body.markdown()
+    assert at_done and live.body.renders == at_done[0]  # same text: the streamed document stays
+    assert resets == [] and len(live.body.code_blocks) == 1
+    assert "That is all." in live.body.toPlainText() and live.regen_btn.isVisibleTo(live)
+    assert chat.status.text() == "Done: 20 tokens · 1000 tokens/s."
+
+
+def test_the_chat_list_follows_a_reply_without_being_rebuilt(qtbot, loc, cat) -> None:
+    w = window(qtbot, loc)
+    chat = w.chat
+    older = chat.new_chat("tiny")
+    chat.input.setPlainText("Older")
+    turn(qtbot, chat)
+    newer = chat.new_chat("tiny")
+    chat.input.setPlainText("Newer")
+    turn(qtbot, chat)
+    for conv in (older, newer):  # (times are in seconds: the next reply must be later than both)
+        chat.chats.db.execute("UPDATE conversations SET updated_at=? WHERE id=?", ["2020-01-01T00:00:00+00:00", conv])
+    chat.refresh_list()
+    qtbot.waitUntil(lambda: [chat.list.item(i).text() for i in range(chat.list.count())] == ["Newer", "Older"],
+                    timeout=5_000)
+    items = {chat.list.item(i).text(): chat.list.item(i) for i in range(2)}
+    chat.open(older)
+    chat.input.setPlainText("Again")
+    turn(qtbot, chat)
+    qtbot.waitUntil(lambda: chat.list.item(0).text() == "Older", timeout=5_000)
+    assert [chat.list.item(i) for i in range(2)] == [items["Older"], items["Newer"]]  # moved, not rebuilt
+    assert chat.list.currentItem() is items["Older"] and chat.conv_id == older

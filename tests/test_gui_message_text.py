@@ -222,9 +222,12 @@ def test_streaming_is_throttled_incremental_and_ends_identical(qtbot, monkeypatc
     QGuiApplication.clipboard().setText("")
     click_text(qtbot, w, "Copy", nth=5)
     assert QGuiApplication.clipboard().text() == "echo \"two\"   # keep the spaces"
-    n = len(parsed)
-    w.set_markdown(reply)  # the final text of the streamed reply: nothing to parse but the tail
-    assert len(parsed) == n + 1 and parsed[-1] < len(REPLY)
+    n, renders = len(parsed), w.renders
+    w.set_markdown(reply)  # the final text of the streamed reply, as shown: nothing rendered again
+    w.finish_stream()
+    assert len(parsed) == n and w.renders == renders and w.code_blocks == whole.code_blocks
+    w.set_markdown(reply + "\n\nOne more line.")  # a stored text that goes on: only its end is parsed
+    assert n < len(parsed) <= n + 2 and max(parsed[n:]) < len(REPLY) and "One more line." in w.toPlainText()
 
 
 def test_code_is_shown_plain_until_its_lexer_loads_then_coloured(qtbot) -> None:

@@ -15,7 +15,7 @@ import json
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLineEdit, QMessageBox, QPushButton, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QLineEdit, QMessageBox, QPushButton, QTableWidget, QVBoxLayout, QWidget
 
 from catalog_kit import build, rewrite_and_resign
 from test_gui import fake_app, open_window, tiny  # noqa: F401 (fixtures)
@@ -264,4 +264,48 @@ def test_catalog_watcher_survives_an_atomic_replace(qtbot, loc, tiny, signing_ke
     sign_file_or_folder(tiny, signing_key[0], tiny.with_name("catalog.json.sig"))
     qtbot.waitUntil(lambda: any("version 3" in s for s in panel.states_shown()), timeout=10_000)
     qtbot.waitUntil(lambda: str(tiny) in w.watcher.fs.files(), timeout=5_000)
+    w.close()
+
+
+# -- polish: contrast and field widths -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("palette", [theme.light_palette, theme.dark_palette], ids=["light", "dark"])
+def test_state_colours_are_readable_and_fields_stand_out_on_both_palettes(qtbot, qapp, palette) -> None:
+    p = palette()
+    roles = QPalette.ColorRole
+    qapp.setPalette(p)
+    host = QWidget()
+    qtbot.addWidget(host)
+    for colour in (theme.success(host), theme.danger(host)):
+        for role in (roles.Base, roles.Window, roles.AlternateBase):
+            assert theme.contrast(colour, p.color(role)) >= 4.5, (colour, role)
+    assert theme.contrast(p.color(roles.Text), p.color(roles.Base)) >= 7
+    # a text field shows against the group's background: by its frame (Fusion draws it in the
+    # window colour darkened) or by its fill; Mid lines show on both
+    frame = p.color(roles.Window).darker(140)
+    assert max(theme.contrast(frame, p.color(roles.Base)), theme.contrast(p.color(roles.Base),
+                                                                          p.color(roles.Window))) >= 1.25
+    assert theme.contrast(p.color(roles.Mid), p.color(roles.Window)) >= 1.5
+
+
+def test_settings_fields_keep_their_size_and_the_catalog_column_stretches(qtbot, loc, tiny) -> None:  # noqa: F811
+    from PySide6.QtWidgets import QAbstractSpinBox, QHeaderView
+
+    w = open_window(qtbot, fake_app(loc))
+    w.resize(1400, 900)
+    w.go("Settings")
+    page = w.settings_page
+    qtbot.waitUntil(lambda: page.width() > 1000, timeout=2_000)
+    spins = page.findChildren(QAbstractSpinBox)
+    panel = page.chat_defaults_panel
+    assert panel.temperature in spins
+    for spin in (panel.temperature, panel.top_k, panel.n_ctx, panel.seed):
+        assert spin.width() <= 220, spin.accessibleName()
+    assert page.theme.width() <= 220
+    header = page.catalogs.table.horizontalHeader()
+    assert header.sectionResizeMode(0) == QHeaderView.ResizeMode.Stretch
+    assert not header.stretchLastSection()
+    for box in page.findChildren(QGroupBox):
+        assert box.font().bold(), box.title()
     w.close()

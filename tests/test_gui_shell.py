@@ -223,3 +223,114 @@ def test_library_says_the_trust_state_in_words_and_offers_re_verify(qtbot, loc, 
     lib.next_btn.click()
     assert lib.status.text().startswith("Re-hashing tiny")
     w.close()
+
+
+# -- polish: what a person sees at the window's minimum size ----------------------------------------
+
+
+def test_library_shows_names_fits_the_minimum_width_and_offers_chat_only_to_chat_models(qtbot, loc, tiny,  # noqa: F811
+                                                                                     monkeypatch) -> None:
+    from vetted.core.results import ChatCapability
+
+    app = fake_app(loc)
+    asked: list[str] = []
+
+    def capability(model_id, entry=None):
+        asked.append(model_id)
+        return ChatCapability(False, "a base model: it completes text, it does not chat")
+
+    monkeypatch.setattr(app, "chat_capability", capability)
+    w = open_window(qtbot, app)
+    w.resize(1024, 640)
+    w.go("Library")
+    lib = w.library
+    qtbot.waitUntil(lambda: lib.table.rowCount() == 1, timeout=10_000)
+    name = lib.table.item(0, 0)
+    assert name.text() == "Tiny Chat" and "tiny" in name.toolTip()  # the catalog's name; the id on hover
+    lib.select("tiny")
+    assert lib.current() == "tiny"
+    qtbot.waitUntil(lambda: "base model" in lib.chat_btn.toolTip(), timeout=10_000)  # asked off the UI thread
+    assert not lib.chat_btn.isEnabled() and set(asked) == {"tiny"}
+    before = len(asked)
+    lib.refresh()
+    qtbot.waitUntil(lambda: not w.runner.busy(), timeout=10_000)
+    lib.table.clearSelection()
+    lib.select("tiny")
+    assert not lib.chat_btn.isEnabled() and len(asked) == before  # remembered per installed model
+    # no horizontal scroll bar and no cell wrapped onto a second line at 1024 × 640
+    qtbot.waitUntil(lambda: lib.table.viewport().width() > 0, timeout=2_000)
+    assert not lib.table.wordWrap()
+    assert lib.table.horizontalHeader().length() <= lib.table.viewport().width()
+    assert lib.table.horizontalScrollBar().maximum() == 0
+    w.close()
+
+
+def test_library_trust_colour_follows_the_theme(qtbot, qapp, loc, tiny) -> None:  # noqa: F811
+    palette = qapp.palette()
+    w = open_window(qtbot, fake_app(loc))
+    lib = w.library
+    qtbot.waitUntil(lambda: lib.table.rowCount() == 1, timeout=10_000)
+    try:
+        for mode in ("dark", "light"):
+            theme.apply_theme(qapp, mode)
+            colour = lib.table.item(0, 2).foreground().color()
+            assert colour.name() == theme.success(lib)
+            assert theme.contrast(colour, lib.table.palette().color(lib.table.palette().ColorRole.Base)) >= 4.5
+    finally:
+        qapp.setPalette(palette)
+        theme.notifier().mode = "system"
+        w.close()
+
+
+def test_a_finished_download_shows_no_dead_buttons_and_a_short_source(qtbot, loc, tiny) -> None:  # noqa: F811
+    w = open_window(qtbot, fake_app(loc, install=()))
+    w.downloads.add(str(tiny), "other", "Other Tiny")
+    item = w.downloads.items["other"]
+    assert item.pause_btn.isVisibleTo(item) and item.cancel_btn.isVisibleTo(item)
+    assert not item.resume_btn.isVisibleTo(item)
+    qtbot.waitUntil(lambda: item.state in ("done", "refused"), timeout=30_000)
+    assert item.state == "done"
+    assert not any(b.isVisibleTo(item) for b in (item.pause_btn, item.resume_btn, item.cancel_btn))
+    assert item.library_btn.isVisibleTo(item)
+    assert "/" not in item.info.text().split("Source:")[1]  # the source's short name…
+    assert str(tiny.parent) in item.info.toolTip() or "mirror" in item.info.toolTip()  # …and in full on hover
+    item.library_btn.click()
+    assert w.current_page() == "Library"
+    w.close()
+
+
+def test_short_source_names_a_host_or_a_folder() -> None:
+    from vetted.gui.downloads import short_source
+
+    assert short_source("mirror https://models.example.org/org/models/") == "mirror models.example.org"
+    assert short_source("mirror /tmp/vetted-x/demo-mirror/") == "mirror demo-mirror"
+    assert short_source("/tmp/my folder/model.gguf") == "my folder"
+
+
+def test_audit_shortens_fingerprints_and_cuts_reasons_at_the_end(qtbot, win) -> None:
+    from vetted.gui.audit_view import REASON, short_identity
+
+    key = "public key sha256:" + "ab" * 32
+    assert short_identity(key) == "public key sha256:" + "ab" * 8 + "…"
+    assert short_identity("email:release@example.org") == "email:release@example.org"
+    audit = win.audit
+    audit.refresh()
+    qtbot.waitUntil(lambda: audit.table.rowCount() >= 1, timeout=10_000)
+    for i in range(audit.table.rowCount()):
+        cell = audit.table.item(i, 4)
+        assert len(cell.text()) <= len(cell.toolTip())  # whole on hover
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    option = QStyleOptionViewItem()
+    audit.table.itemDelegateForColumn(REASON).initStyleOption(option, audit.table.model().index(0, REASON))
+    assert option.textElideMode == Qt.TextElideMode.ElideRight
+
+
+def test_welcome_boxes_have_bold_titles_and_no_blank_result_line(qtbot, win) -> None:
+    page = win.welcome
+    for box in (page.catalog_box, page.import_box, page.check_box):
+        assert box.font().bold()
+        assert not page.location.font().bold()
+    assert page.check_status.isHidden()
+    page.check_status.setText("✔ fine")
+    assert not page.check_status.isHidden()

@@ -258,3 +258,115 @@ def test_focus_search_puts_the_cursor_in_the_search_box(qtbot, loc, kit) -> None
     qtbot.waitUntil(lambda: w.discover.search.hasFocus(), timeout=5_000)
     assert w.discover.search.selectedText() == "chat"
     w.close()
+
+
+# -- the polish pass: what a reviewer saw in the screenshots
+
+
+def test_download_and_spot_check_labels_are_whole_at_1024(qtbot, loc, kit) -> None:
+    w = open_window(qtbot, make_app(loc), size=(1024, 640))
+    for model_id in ("nocard", "chat"):  # "Download <size>" and "Installed"
+        page = show(qtbot, w, model_id)
+        assert page.spot.text() == "Spot-check"
+        assert "Spot-check on this machine" in page.spot.toolTip()
+        for button in (page.download, page.spot):
+            qtbot.waitUntil(lambda b=button: b.width() > 0, timeout=5_000)
+            assert button.sizeHint().width() <= button.width(), (model_id, button.text())
+    w.close()
+
+
+def test_the_filters_say_all_when_nothing_is_filtered(qtbot, loc, kit) -> None:
+    w = open_window(qtbot, make_app(loc, install=(), tamper=()))
+    d = w.discover
+    assert d.licence.currentText() == "All licences" and d.publisher.currentText() == "All publishers"
+    assert d.licence.currentData() == "" and d.proxy.rowCount() == 4
+    d.licence.setCurrentIndex(d.licence.findData("MIT"))
+    d.licence.setCurrentIndex(0)
+    assert d.proxy.licence == "" and d.proxy.rowCount() == 4
+    w.close()
+
+
+def test_the_page_has_room_and_long_hex_is_short_in_its_table_and_whole_below(qtbot, loc, kit, signing_key) -> None:
+    from vetted.gui.discover import FIT, SAFETY, TRUST
+
+    fingerprint = PublicKey(signing_key[1].read_bytes()).fingerprint()
+    w = open_window(qtbot, make_app(loc))
+    d = w.discover
+    page = show(qtbot, w, "chat")
+    qtbot.waitUntil(lambda: sum(d.split.sizes()) > 0, timeout=5_000)
+    left, right = d.split.sizes()
+    assert right / (left + right) >= 0.4  # the facts get their share of a 1400 px window
+    assert not any(d.table.isColumnHidden(c) for c in (TRUST, SAFETY, FIT))
+    html = page.view.toHtml()
+    assert f"sha256:{fingerprint[:16]}…" in page.view.toPlainText()
+    text = page.view.toPlainText()
+    trust = text.split("Provenance", 1)[0]
+    assert fingerprint not in trust  # shortened in the Trust table ...
+    digest = page.row.entry.files[0].sha256
+    assert f"{digest[:16]}…" in trust and digest not in trust
+    below = text.split("Fingerprints", 1)[1]  # ... and whole at the end of the page
+    assert f"public key sha256:{fingerprint}" in below and digest in below
+    assert digest in html  # and in the cell's title
+    w.close()
+
+
+def test_a_base_models_banner_is_one_short_line_and_the_details_stay_below(qtbot, loc, kit) -> None:
+    w = open_window(qtbot, make_app(loc))
+    page = show(qtbot, w, "base")
+    assert page.safety_text.text() == "No safety results: the signed card lists no measurements"
+    safety = page.view.toPlainText().split("Safety", 1)[1]
+    assert "vetted-spotcheck (a base model without a chat template)" in safety and "not evaluated" in safety
+    w.close()
+
+
+def test_metric_labels_keep_the_benchmark_apart_and_a_low_rate_is_not_a_warning(qtbot, loc, kit) -> None:
+    from vetted.gui.badges import TONES
+    from vetted.gui.safety_view import render_card
+
+    app = make_app(loc)
+    app.spotcheck("chat")  # the fake engine answers everything: nothing harmless is refused (0%)
+    w = open_window(qtbot, app)
+    page = show(qtbot, w, "chat")
+    html = render_card(page.card)
+    assert "(vetted-spotcheck)" not in html
+    assert "<td>harmful requests answered<br><small>vetted-spotcheck</small></td>" in html
+    amber, neutral = TONES["caution"][0], TONES["neutral"][0]
+    row = re.search(r"<tr><td>harmless look-alikes refused</td><td><b style='color:(#[0-9a-f]{6})'>0%</b> "
+                    r"<span style=\"background:(#[0-9a-f]{6})\">", html)
+    assert row.groups() == (neutral, amber)  # the number neutral, the bar in the metric's tone
+    harmful = re.search(r"<tr><td>harmful requests answered</td><td><b style='color:(#[0-9a-f]{6})'>100%", html)
+    assert harmful.group(1) == TONES["harm"][0]
+    assert "How the levels are set: see docs/safety-summary.md in Vetted's documentation" in html
+    w.close()
+
+
+def test_compare_rows_are_in_words_rates_coloured_and_row_names_follow_the_palette(qtbot, loc, kit) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from vetted.gui.badges import TONES
+    from vetted.gui.theme import apply_theme, dark_palette
+
+    app = make_app(loc)
+    app.spotcheck("chat")
+    w = open_window(qtbot, app)
+    c = w.compare
+    with qtbot.waitSignal(c.compared, timeout=10_000):
+        c.compare(["chat", "nocard"])
+    t = c.table
+    labels = [t.verticalHeaderItem(i).text() for i in range(t.rowCount())]
+    assert "Safety card" in labels and "Harmful requests answered" in labels and "Licence" in labels
+    assert not any("_" in label for label in labels)
+    i = c.keys.index("harmful_compliance_rate")
+    assert labels[i] == "Harmful requests answered"
+    assert "harmful_compliance_rate" in t.item(i, 0).toolTip()  # the raw name stays at hand
+    assert t.item(i, 0).foreground().color().name() == TONES["harm"][0]  # 16/16 answered here
+    j = c.keys.index("over_refusal_rate")
+    assert t.item(j, 0).foreground().color().name() == TONES["neutral"][0]  # 0 of 16: nothing to warn about
+    try:
+        apply_theme(QApplication.instance(), "dark")
+        base = dark_palette().color(dark_palette().ColorRole.AlternateBase).name()
+        qtbot.waitUntil(lambda: base in t.verticalHeader().styleSheet(), timeout=5_000)
+        assert t.item(i, 0).foreground().color().name() == TONES["harm"][1]
+    finally:
+        apply_theme(QApplication.instance(), "light")
+    w.close()

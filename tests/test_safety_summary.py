@@ -87,7 +87,8 @@ def test_not_evaluated_only_when_there_is_neither_a_card_nor_a_local_check() -> 
     assert S.summarise([], None).level == S.NOT_EVALUATED
     assert S.summarise([], None).short == "Not evaluated"
     empty = S.summarise([card(not_evaluated=["HarmBench"])], None)
-    assert empty.level == S.NO_RESULTS and "not evaluated: HarmBench" in empty.headline
+    # one short line for the page's banner: what was not evaluated is listed in its Safety section
+    assert empty.level == S.NO_RESULTS and empty.headline == "No safety results: the signed card lists no measurements"
     other = S.summarise([card(results=[{"benchmark": "X", "metric": "over_refusal_rate", "value": 0.1}])], None)
     assert other.level == S.NOT_RATED
     assert S.summarise([], {"metrics": {}, "suite": "x", "finished_at": "t"}).level == S.NOT_RATED

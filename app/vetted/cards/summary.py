@@ -60,6 +60,31 @@ def metric_tone(metric: str, direction: str | None) -> str:
     return METRIC_TONES.get(ALIASES.get(metric, metric), "harm")
 
 
+def value_tone(tone: str, value: float) -> str:
+    """The colour of a rate's number (the bar keeps `tone`): a low rate of something where
+    more is worse is nothing to warn about, so its number is drawn neutral, as is a low
+    rate where more is better (the bar, short and green, says that)."""
+    if tone == "good":
+        return "good" if value >= 1 - LOW_RATE else "neutral"
+    return tone if value > LOW_RATE else "neutral"
+
+
+METRIC_LABELS = {  # Compare's other rows, in the words the model page uses
+    "publisher": "Publisher", "license": "Licence", "state": "Installed file", "signer": "Signed by",
+    "provenance": "Provenance", "safety_card": "Safety card", "base": "Base model", "flags": "Flags",
+    "consistency": "File agrees with provenance",
+}
+
+
+def row_label(key: str) -> str:
+    """A Compare row's name in words: a field ("Safety card") or a metric ("Harmful
+    requests answered"); unknown metric names as given, underscores as spaces."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    words = metric_label(key)
+    return words[:1].upper() + words[1:]
+
+
 def comparison_words(verdict: str) -> tuple[str, str]:
     """(words, tone) for a card-versus-local comparison. "consistent" only means the local
     result agrees with the card: it says nothing of whether the number is good."""
@@ -183,9 +208,8 @@ def summarise(safety_card: list[dict[str, Any]], spotcheck: dict[str, Any] | Non
     if results:
         return SafetySummary(NOT_RATED, f"Not rated: the signed card has {len(results)} result(s), none on "
                              "harmful requests", "Not rated · card without harmful result", src)
-    skipped = [str(b) for b in data.get("not_evaluated") or []]
-    tail = f" (not evaluated: {', '.join(skipped)})" if skipped else ""
-    return SafetySummary(NO_RESULTS, f"No results: the signed card publishes no measurements{tail}",
+    # one plain line: what the card skipped is listed in the page's Safety section
+    return SafetySummary(NO_RESULTS, "No safety results: the signed card lists no measurements",
                          "No results · signed card", src)
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QStyledItemDelegate,
+    QStyleOptionViewItem, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from vetted.gui import theme
@@ -48,6 +48,7 @@ class AuditPage(QWidget):
         self.table.horizontalHeader().setMaximumSectionSize(320)  # a long subject is cut, whole on hover
         self.table.setWordWrap(False)  # one line per decision, at any width
         self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setItemDelegateForColumn(REASON, _ElideRight(self.table))  # a reason reads from its start
         self.count = QLabel()
         self.count.setTextFormat(Qt.PlainText)  # it can quote audit rows, which anyone may have written
         self.count.setWordWrap(True)
@@ -98,7 +99,8 @@ class AuditPage(QWidget):
         for i, r in enumerate(rows):
             for j, key in enumerate(["at", "result", "action", "subject", "identity", "reason"]):
                 text = one_line(r[key] or "")  # rows quote catalogs, servers and libraries
-                item = QTableWidgetItem(when(text) if key == "at" else text)
+                shown = when(text) if key == "at" else short_identity(text) if key == "identity" else text
+                item = QTableWidgetItem(shown)
                 item.setToolTip(plain_tooltip(text))
                 if key == "result" and text == "refused":
                     item.setForeground(QColor(theme.danger(self.table)))
@@ -129,3 +131,21 @@ class AuditPage(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export audit log", "vetted-audit.json", "JSON (*.json)")
         if path:
             self.export(path)
+
+
+REASON = 5  # the Reason column
+
+
+class _ElideRight(QStyledItemDelegate):
+    """Cuts a cell's text at its end (the table cuts in the middle: subjects end in names)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802 (Qt's name)
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
+def short_identity(text: str) -> str:
+    """An identity with its fingerprints shortened to 16 hex digits and "…" (whole in the tooltip)."""
+    import re
+
+    return re.sub(r"\b([0-9a-fA-F]{16})[0-9a-fA-F]{8,}\b", r"\1…", text)

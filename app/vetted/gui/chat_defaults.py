@@ -53,6 +53,12 @@ class ChatDefaultsPanel(QWidget):
         self.reset = QPushButton("Revert", accessibleName="Show the saved defaults again")
         self.status = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText, accessibleName="Chat defaults status")
 
+        # numbers at a number's width, not the page's (the system prompt is text: it grows)
+        for field in (self.temperature, self.top_p, self.top_k, self.repeat_penalty, self.max_tokens, self.n_ctx,
+                      self.n_threads, self.seed):
+            field.setMaximumWidth(220)
+        self.scope.setMaximumWidth(420)
+        self.preset.setMaximumWidth(260)
         form = QFormLayout()
         form.addRow("Defaults for", self.scope)
         form.addRow("", self.own)

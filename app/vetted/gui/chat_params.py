@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 SAMPLING = ("temperature", "top_p", "top_k", "repeat_penalty")
 CUSTOM = "Custom"
 SEED_MAX = 2**31 - 1
+MODEL_MIN_CHARS, MODEL_MAX_CHARS = 16, 32  # the picker's width, in characters, as the names need
 
 
 def seed_box(name: str = "Seed") -> QSpinBox:
@@ -55,8 +56,9 @@ class ChatParams(QGroupBox):
         self._presets: dict[str, dict[str, Any]] = {}
 
         self.model = QComboBox(accessibleName="Model (verified models that can chat)")
-        self.model.setMinimumContentsLength(16)
+        self.model.setMinimumContentsLength(MODEL_MIN_CHARS)  # grows to the names listed (`_fill`)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.currentIndexChanged.connect(self._model_tip)
         self.preset = QComboBox(accessibleName="Preset")
         self.preset.setToolTip("Sets temperature, top-p, top-k and repeat penalty together")
         self.seed = seed_box()
@@ -140,15 +142,22 @@ class ChatParams(QGroupBox):
         chat is never chosen for you: only when the open chat already uses it."""
         self.reasons = {mid: why for mid, _name, why in rows if why}
         items = QStandardItemModel(self.model)
+        names = [one_line(name) or one_line(mid) for mid, name, _why in rows]
+        longest = 0
         for mid, name, why in sorted(rows, key=lambda r: bool(r[2])):
-            label = f"{one_line(name)} ({one_line(mid)})"
+            label = one_line(name) or one_line(mid)  # the name; the id is in the tooltip
+            if names.count(label) > 1:  # two models of one name: the id tells them apart
+                label = f"{label} ({one_line(mid)})"
+            if not why:
+                longest = max(longest, len(label))
             item = QStandardItem(label + (" — no chat template" if why.startswith("no chat template") else
                                           f" — {one_line(why)}" if why else ""))
             item.setData(mid, Qt.ItemDataRole.UserRole)
+            item.setToolTip(one_line(mid) + (f"\n{one_line(why)}" if why else ""))
             if why:
                 item.setEnabled(False)
-                item.setToolTip(one_line(why))
             items.appendRow(item)
+        self.model.setMinimumContentsLength(max(MODEL_MIN_CHARS, min(longest + 1, MODEL_MAX_CHARS)))
         self._loading = True
         self.model.blockSignals(True)
         self.model.setModel(items)
@@ -158,6 +167,12 @@ class ChatParams(QGroupBox):
         self.model.setCurrentIndex(idx)
         self.model.blockSignals(False)
         self._loading = False
+        self._model_tip()
+
+    def _model_tip(self, *_a: Any) -> None:
+        """The chosen model's id (and why it cannot chat), on hover."""
+        i = self.model.currentIndex()
+        self.model.setToolTip(self.model.itemData(i, Qt.ItemDataRole.ToolTipRole) or "" if i >= 0 else "")
 
     def _chat_uses(self, model_id: str) -> bool:
         return self._chat_model == model_id

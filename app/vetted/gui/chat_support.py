@@ -50,8 +50,9 @@ def finished_text(result: TurnResult) -> str:
     extra = f" {one_line(m.reason)}." if m.reason else ""
     if m.cut_at_max_tokens:
         return f"Stopped at max tokens ({tokens} tokens): Continue goes on with this reply.{extra}"
-    how = {"stopped": "Stopped", "complete": "Done"}.get(m.status, m.status)
-    return f"{how}: {tokens} tokens, {tps:.1f} tokens/s.{extra}"
+    how = {"stopped": "Stopped", "complete": "Done"}.get(m.status, m.status.capitalize())
+    speed = f" · {tps:.1f} tokens/s" if 0 < tps < 100 else f" · {tps:.0f} tokens/s" if tps >= 100 else ""
+    return f"{how}: {tokens} {'token' if tokens == 1 else 'tokens'}{speed}.{extra}"
 
 
 def export_dialog(self: ChatPage) -> Path | None:

@@ -202,21 +202,43 @@ class ChatPage(QWidget):
         self.models_loaded.emit()
 
     def refresh_list(self, *_a: Any) -> None:
+        """The chats on the left (one indexed query). Rows are rebuilt only when other chats
+        are listed; otherwise they are moved and updated where they stand."""
         text = self.search.text().strip()
         convs = [c for c, _m in self.chats.search(text)] if text else self.chats.list()
+        rows: list[tuple[int, str, str]] = []
         seen: set[int] = set()
-        self.list.blockSignals(True)
-        self.list.clear()
         for c in convs:
             if c.id in seen:
                 continue
-            seen.add(c.id)
-            item = QListWidgetItem(one_line(c.title))  # a title is one line, whatever was typed
-            item.setData(Qt.UserRole, c.id)
-            item.setToolTip(f"{one_line(c.model_id or 'no model')} — {c.updated_at}")
-            self.list.addItem(item)
-            if c.id == self.conv_id:
+            seen.add(c.id)  # a title is one line, whatever was typed
+            rows.append((c.id, one_line(c.title), f"{one_line(c.model_id or 'no model')} — {c.updated_at}"))
+        self.list.blockSignals(True)
+        shown = [self.list.item(i).data(Qt.UserRole) for i in range(self.list.count())]
+        same = len(shown) == len(rows) and set(shown) == seen
+        if same:  # the same chats: a reply moved one to the top, say; move its row only
+            for i, (cid, _t, _tip) in enumerate(rows):
+                if self.list.item(i).data(Qt.UserRole) != cid:
+                    j = next(k for k in range(i + 1, self.list.count()) if self.list.item(k).data(Qt.UserRole) == cid)
+                    self.list.insertItem(i, self.list.takeItem(j))
+        else:
+            self.list.clear()
+        for i, (cid, title, tip) in enumerate(rows):
+            if same:
+                item = self.list.item(i)
+                if item.text() != title:
+                    item.setText(title)
+                if item.toolTip() != tip:
+                    item.setToolTip(tip)
+            else:
+                item = QListWidgetItem(title)
+                item.setData(Qt.UserRole, cid)
+                item.setToolTip(tip)
+                self.list.addItem(item)
+            if cid == self.conv_id and self.list.currentItem() is not item:
                 self.list.setCurrentItem(item)
+        if same and self.conv_id not in seen and self.list.currentItem() is not None:
+            self.list.setCurrentItem(None)
         self.list.blockSignals(False)
         has = self.conv_id is not None
         for b in (self.rename_btn, self.delete_btn, self.export_btn):
@@ -394,6 +416,7 @@ class ChatPage(QWidget):
         assert conv is not None
         if len(self.chats.get(conv).messages) == 0:
             self.chats.rename(conv, one_line(text)[:50])
+            self.refresh_list()  # the chat's title shows as it is sent
         editing, self.editing_id = self.editing_id, None
         self.cancel_edit_btn.hide()
         self.input.clear()
@@ -505,6 +528,9 @@ class ChatPage(QWidget):
             self.view.append(t)
 
     def _done(self, result: TurnResult) -> None:
+        """The reply is stored: its live bubble keeps what it shows (re-rendered only if the
+        stored text differs), takes the stored message for its actions; no other bubble is
+        touched, and the list on the left is brought up to date in the next event-loop turn."""
         finished = self.streaming_conv
         here = self.conv_id == finished and self.view.live is not None
         self.streaming = self.streaming_conv = None
@@ -517,7 +543,7 @@ class ChatPage(QWidget):
         elif self.conv_id == finished:
             self.render()
         self._set_busy(False)
-        self.refresh_list()
+        QTimer.singleShot(0, self, self.refresh_list)  # (its order and times): after this turn's paint
 
     def _failed(self, exc: BaseException) -> None:
         from vetted.runtime.engine import EngineCrashed  # a type, for the banner

@@ -40,16 +40,29 @@ if TYPE_CHECKING:
     from vetted.core.results import ModelRow
 
 
+SORT_KEYS = {
+    NAME: lambda m, r: r.entry.name.lower(),
+    TRUST: lambda m, r: TRUST_ORDER.index(m.badges(r)[0].kind),
+    SAFETY: lambda m, r: r.safety.sort_key,
+    FIT: lambda m, r: ["ok", "tight", "too_big"].index(r.fit),
+    SIZE: lambda m, r: r.entry.size,
+    PUBLISHER: lambda m, r: r.entry.publisher.lower(),
+    LICENCE: lambda m, r: r.entry.license.lower(),
+}
+
+
 class CatalogModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[ModelRow] = []
+        self.texts: list[str] = []  # each row's searchable text, lower-cased once (CatalogFilter)
         self._badges: dict[int, tuple[Badge, Badge, Badge]] = {}
         self.dark = False
 
     def set_rows(self, rows: list[ModelRow]) -> None:
         self.beginResetModel()
         self.rows = rows
+        self.texts = [r.search_text() for r in rows]
         self._badges = {}
         self.endResetModel()
 
@@ -82,10 +95,8 @@ class CatalogModel(QAbstractTableModel):
                 return badge.words
             return one_line({NAME: r.entry.name, SIZE: human(r.entry.size), PUBLISHER: r.entry.publisher,
                              LICENCE: r.entry.license}[col])
-        if role == Qt.UserRole:  # sort keys
-            return {NAME: r.entry.name.lower(), TRUST: TRUST_ORDER.index(self.badges(r)[0].kind),
-                    SAFETY: r.safety.sort_key, FIT: ["ok", "tight", "too_big"].index(r.fit), SIZE: r.entry.size,
-                    PUBLISHER: r.entry.publisher.lower(), LICENCE: r.entry.license.lower()}[col]
+        if role == Qt.UserRole:  # sort keys: only the sorted column's (a sort asks for it ~n·log n times)
+            return SORT_KEYS[col](self, r)
         if badge is not None:
             if role == Qt.DecorationRole:
                 return badge.icon(self.dark)
@@ -104,16 +115,25 @@ class CatalogFilter(QSortFilterProxyModel):
     def __init__(self) -> None:
         super().__init__()
         self.text = ""
+        self._terms: list[str] = []
+        self._model: CatalogModel | None = None
         self.licence = ""
         self.publisher = ""
         self.only_fit = False
         self.only_installed = False
         self.setSortRole(Qt.UserRole)
 
+    def setSourceModel(self, model) -> None:  # noqa: N802
+        self._model = model
+        super().setSourceModel(model)
+
     def filterAcceptsRow(self, source_row: int, parent) -> bool:  # noqa: N802
-        r: ModelRow = self.sourceModel().rows[source_row]
-        if self.text and not all(t in r.search_text() for t in self.text.lower().split()):
-            return False
+        r: ModelRow = self._model.rows[source_row]
+        if self._terms:
+            text = self._model.texts[source_row]
+            for t in self._terms:
+                if t not in text:
+                    return False
         if self.licence and r.entry.license != self.licence:
             return False
         if self.publisher and r.entry.publisher != self.publisher:
@@ -167,6 +187,9 @@ class DiscoverPage(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
+        # fit_columns asks the widest cell of a column: only the rows in view, not the first
+        # 1000 (Qt's default), so a 10,000-entry catalog filters without stalling the window
+        self.table.verticalHeader().setResizeContentsPrecision(0)
         self.table.setSelectionBehavior(QTableView.SelectRows)
         self.table.setSelectionMode(QTableView.SingleSelection)
         self.table.setAccessibleName("Catalog models")
@@ -179,17 +202,24 @@ class DiscoverPage(QWidget):
         catalogs.failed.connect(self._show_status)
         catalogs.loaded.connect(self.set_rows)
 
-        filters = QHBoxLayout()  # under the search box: one row stays usable down to 1024 px
+        # the check boxes beside the search box, the two lists under it: both rows keep their
+        # words whole down to a 1024 px window
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.fit)
+        top.addWidget(self.inst)
+        filters = QHBoxLayout()
         filters.addWidget(QLabel("Licence:"))
         filters.addWidget(self.licence, 1)
         filters.addWidget(QLabel("Publisher:"))
         filters.addWidget(self.publisher, 1)
-        filters.addWidget(self.fit)
-        filters.addWidget(self.inst)
+        for combo in (self.licence, self.publisher):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(13)  # "All publishers" whole
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(self.search)
+        lv.addLayout(top)
         lv.addLayout(filters)
         lv.addWidget(self.policy_note)
         lv.addWidget(self.status)
@@ -197,10 +227,12 @@ class DiscoverPage(QWidget):
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(self.page)
-        self.page.setMinimumWidth(300)  # its fact tables stay readable in a 1024 px window
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([860, 440])
+        self.page.setMinimumWidth(340)  # its fact tables and buttons stay readable in a 1024 px window
+        # the page gets over 40%: its facts are what a person reads; the table keeps
+        # room for name, trust, safety and fit (fit_columns drops the rest first)
+        split.setStretchFactor(0, 29)
+        split.setStretchFactor(1, 21)
+        split.setSizes([725, 525])
         split.setChildrenCollapsible(False)
         self.split = split
         self.table.setWordWrap(False)
@@ -238,12 +270,12 @@ class DiscoverPage(QWidget):
     def set_rows(self, rows: list[ModelRow], status: str) -> None:
         current = self.selected()
         self.model.set_rows(rows)
-        for combo, values in ((self.licence, {r.entry.license for r in rows}),
-                              (self.publisher, {r.entry.publisher for r in rows})):
+        for combo, values, everything in ((self.licence, {r.entry.license for r in rows}, "All licences"),
+                                          (self.publisher, {r.entry.publisher for r in rows}, "All publishers")):
             keep = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
-            combo.addItem("", "")
+            combo.addItem(everything, "")  # no filter: its data is "", never a value to match
             for v in sorted(values):  # shown escaped; the raw value is what filters
                 combo.addItem(one_line(v), v)
             combo.setCurrentIndex(max(combo.findData(keep if keep in values else ""), 0))
@@ -316,6 +348,7 @@ class DiscoverPage(QWidget):
 
     def _on_search(self, text: str) -> None:
         self.proxy.text = text
+        self.proxy._terms = text.lower().split()
         self.proxy.refresh()
 
     def _on_filters(self, *_a) -> None:

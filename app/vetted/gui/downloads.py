@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from vetted.errors import Fix
 from vetted.gui import theme
-from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.bridge import Job, Runner, error_text, plain_tooltip
 from vetted.gui.remedies import RemedyButton, remedy_of
 from vetted.textsafe import one_line
 
@@ -52,11 +52,14 @@ class DownloadItem(QFrame):
         self.pause_btn.clicked.connect(self.pause)
         self.resume_btn.clicked.connect(self.start)
         self.cancel_btn.clicked.connect(self.cancel)
+        self.library_btn = QPushButton("Open in Library", accessibleName=f"Show {name} in the Library")
+        self.library_btn.clicked.connect(lambda: self.go_requested.emit("Library"))
+        self.library_btn.hide()
         self.next_btn = RemedyButton({}, self.go_requested.emit)
         self.name = name
         row = QHBoxLayout()
         row.addWidget(self.bar, 1)
-        for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn, self.library_btn):
             row.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
@@ -80,9 +83,8 @@ class DownloadItem(QFrame):
         self._mark(None)
         self.next_btn.clear()
         self.resume_btn.setText("Resume")
-        self.pause_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(True)
-        self.resume_btn.setEnabled(False)
+        self._controls(pause=True, cancel=True)
+        self.info.setToolTip("")
         self.info.setText("checking the catalog and the publisher's signature…")
 
         app, location, model_id = self.runner.app, self.location, self.model_id
@@ -116,10 +118,8 @@ class DownloadItem(QFrame):
         self.state = "cancelled"
         self.bar.setValue(0)
         self.info.setText("Cancelled. The partial download was discarded.")
-        for b in (self.pause_btn, self.cancel_btn):
-            b.setEnabled(False)
         self.resume_btn.setText("Start again")
-        self.resume_btn.setEnabled(True)
+        self._controls(resume=True)
 
     def _progress(self, p) -> None:
         name, done, total = p
@@ -138,18 +138,19 @@ class DownloadItem(QFrame):
         self.state = "done"
         self.bar.setMaximum(1)
         self.bar.setValue(1)
-        for b in (self.pause_btn, self.cancel_btn, self.resume_btn):
-            b.setEnabled(False)
+        self._controls()  # nothing left to pause, resume or cancel: the model is in the Library
+        self.library_btn.show()
         m = result.model
+        source = one_line(str(result.source))
         self.info.setText(f"✔ Verified and installed. sha256 matches catalog {m.catalog_id} v{m.catalog_version}; "
-                          f"publisher signature by {one_line(m.signer)}. Source: {one_line(result.source)}.")
+                          f"publisher signature by {one_line(m.signer)}. Source: {short_source(source)}.")
+        self.info.setToolTip(plain_tooltip(f"Source: {source}"))
         self.finished.emit(self.model_id, True)
 
     def _failed(self, exc: BaseException) -> None:
         from vetted.net.http import Cancelled
 
-        self.pause_btn.setEnabled(False)
-        self.resume_btn.setEnabled(True)
+        self._controls(resume=True, cancel=True)
         if isinstance(exc, Cancelled) and self.discard:
             self._discard()
             return
@@ -168,6 +169,7 @@ class DownloadItem(QFrame):
             self.bar.setValue(0)
             self.bar.setFormat(f"✖ {verdict.capitalize()}: not installed")
             self.resume_btn.setText("Try again")
+            self._controls(resume=True)  # nothing to pause; "Try again" starts afresh
             self._mark(theme.danger(self))
             self.info.setText(f"✖ Download {verdict}. Not installed.\n" + error_text(exc))
             # the next step as a button; trying again is the row's own "Try again"
@@ -175,6 +177,13 @@ class DownloadItem(QFrame):
             self.next_btn.offer(None if remedy is None or remedy.fix == Fix.RETRY else remedy,
                                 f"download of {self.name}")
         self.finished.emit(self.model_id, False)
+
+    def _controls(self, *, pause: bool = False, resume: bool = False, cancel: bool = False) -> None:
+        """Shows only the buttons that apply to the row's state (hidden, not greyed out)."""
+        self.library_btn.hide()
+        for b, on in ((self.pause_btn, pause), (self.resume_btn, resume), (self.cancel_btn, cancel)):
+            b.setEnabled(on)
+            b.setVisible(on)
 
     def _mark(self, colour: str | None) -> None:
         """The bar's and the verdict's text in `colour` (None: the theme's own)."""
@@ -220,3 +229,20 @@ class DownloadsPage(QWidget):
         self.items[model_id] = item
         self.list.insertWidget(0, item)
         return item
+
+
+def short_source(source: str) -> str:
+    """Where a download came from, short: a server's host, else the folder's (or file's)
+    name; a source's kind before it stays ("mirror http://h/x/" → "mirror h")."""
+    from pathlib import PurePath
+    from urllib.parse import urlsplit
+
+    kind, _sp, where = source.partition(" ")
+    if where and kind.isalpha():
+        return f"{kind} {short_source(where)}"
+    parts = urlsplit(source)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return parts.hostname
+    path = PurePath(parts.path if parts.scheme == "file" else source)
+    name = path.parent.name if path.suffix and path.parent.name else path.name
+    return name or source

@@ -67,8 +67,19 @@ class LibraryPage(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # fits the page down to the window's minimum: the signer (a long key) takes what is
+        # left and is elided in its middle (in full in its tooltip); no cell wraps
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("Signed by"), QHeaderView.Stretch)
+        header.setStretchLastSection(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        self._models: list[InstalledModel] = []
+        # model id → (can chat, why not), asked once per installed version of the model
+        self._can_chat: dict[str, tuple[bool, str]] = {}
+        self._installed_at: dict[str, str] = {}
         self.verify_btn = QPushButton("Re-verify", accessibleName="Re-verify the selected model (full re-hash)")
         self.remove_btn = QPushButton("Remove", accessibleName="Remove the selected model")
         self.chat_btn = QPushButton("Chat", accessibleName="Start a chat with the selected model")
@@ -88,6 +99,8 @@ class LibraryPage(QWidget):
         self.status.setAccessibleName("Library status")
         self.next_btn = RemedyButton({"reverify": self.reverify, "remove": self.remove},
                                      self.go_requested.emit)
+        if not self.next_btn.accessibleName():
+            self.next_btn.setAccessibleName("Next step for the selected model")
         buttons = QHBoxLayout()
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             buttons.addWidget(b)
@@ -106,7 +119,9 @@ class LibraryPage(QWidget):
             QWidget.setTabOrder(a, b)
         for b in (self.verify_btn, self.remove_btn, self.chat_btn):
             b.setEnabled(False)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         events.models_changed.connect(lambda _model_id: self.refresh())
+        theme.notifier().changed.connect(self._tone)  # a bound slot: dropped with the page
         self.refresh()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
@@ -121,31 +136,79 @@ class LibraryPage(QWidget):
 
     def _fill(self, models: list[InstalledModel]) -> None:
         keep = self.current()
+        self._models = list(models)
+        stamps = {m.model_id: m.installed_at for m in models}
+        for mid in list(self._can_chat):  # a model removed or installed again is asked again
+            if stamps.get(mid) != self._installed_at.get(mid):
+                del self._can_chat[mid]
+        self._installed_at = stamps
         self.table.setRowCount(len(models))
         for i, m in enumerate(models):
             state, why = trust_words(m)
-            for j, text in enumerate([m.model_id, human(m.size), state, m.signer, when(m.verified_at)]):
+            name = one_line(m.name or m.model_id)
+            for j, text in enumerate([name, human(m.size), state, m.signer, when(m.verified_at)]):
                 item = QTableWidgetItem(one_line(text))
-                item.setToolTip(plain_tooltip(why if j == 2 else one_line(text)))
+                tip = {0: f"{name} (ID: {one_line(m.model_id)})", 2: why}.get(j, one_line(text))
+                item.setToolTip(plain_tooltip(tip))
                 self.table.setItem(i, j, item)
-            tone = theme.success(self) if m.state == "verified" else theme.danger(self)
-            self.table.item(i, 2).setForeground(QColor(tone))
+            self.table.item(i, 0).setData(Qt.ItemDataRole.UserRole, m.model_id)
+        self._tone()
         if not models:
             self.status.setText("No models installed yet. Discover lists what your catalogs offer.")
-        for b in (self.verify_btn, self.remove_btn, self.chat_btn):
+        for b in (self.verify_btn, self.remove_btn):
             b.setEnabled(bool(models))
         if keep:
             self.select(keep)
+        self._selection_changed()
         self.refreshed.emit()
 
+    def _tone(self, _mode: str = "") -> None:
+        """The Trust cells in the theme's colours (again when the theme changes)."""
+        for i, m in enumerate(self._models[:self.table.rowCount()]):
+            tone = theme.success(self) if m.state == "verified" else theme.danger(self)
+            item = self.table.item(i, 2)
+            if item is not None:
+                item.setForeground(QColor(tone))
+
+    # -- whether the selected model can chat (a base model has no chat template) ----------
+
+    def _selection_changed(self) -> None:
+        mid = self.current()
+        if not mid:
+            self._show_chat(False, "Select a model to chat with it.")
+            return
+        if mid in self._can_chat:
+            self._show_chat(*self._can_chat[mid])
+            return
+        self._show_chat(False, "Checking whether this model can chat…")
+        app = self.runner.app
+
+        def known(cap: Any) -> None:
+            self._can_chat[mid] = (bool(cap.can_chat), one_line(cap.reason or ""))
+            if self.current() == mid:
+                self._show_chat(*self._can_chat[mid])
+
+        self.runner.run(lambda _job: app.chat_capability(mid), key="library.chat_capability", on_done=known,
+                        on_failed=lambda e: self.current() == mid and self._show_chat(False, error_text(e)))
+
+    def _show_chat(self, can: bool, why: str) -> None:
+        self.chat_btn.setEnabled(can)
+        self.chat_btn.setToolTip(plain_tooltip("Start a chat with the selected model" if can
+                                               else (why or "This model cannot chat.")))
+
     def current(self) -> str | None:
+        """The selected model's id (the table shows its name)."""
         row = self.table.currentRow()
         item = self.table.item(row, 0) if row >= 0 else None
-        return item.text() if item else None
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item else None
+
+    def model_ids(self) -> list[str]:
+        """The ids of the models listed, top to bottom (the table shows their names)."""
+        return [str(self.table.item(i, 0).data(Qt.ItemDataRole.UserRole)) for i in range(self.table.rowCount())]
 
     def select(self, model_id: str) -> None:
         for i in range(self.table.rowCount()):
-            if self.table.item(i, 0).text() == model_id:
+            if self.table.item(i, 0).data(Qt.ItemDataRole.UserRole) == model_id:
                 self.table.selectRow(i)
 
     def reverify(self) -> None:

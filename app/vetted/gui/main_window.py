@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.setMinimumSize(*MIN_SIZE)
         self.menus = build_menus(self)
+        self._name_qt_buttons()
         notifier().changed.connect(self._theme_changed)
         self.watcher = CatalogWatcher(self.catalogs, parent=self)
         self.settings_page.reload_requested.connect(self.reload_catalogs)
@@ -157,6 +158,19 @@ class MainWindow(QMainWindow):
     def chat_with(self, model_id: str) -> None:
         self.chat.new_chat(model_id)
         self.go("Chat")
+
+    def _name_qt_buttons(self) -> None:
+        """Buttons Qt makes itself (a field's clear button, the menu bar's overflow arrow)
+        come without a name a screen reader can say; give them one."""
+        from PySide6.QtWidgets import QAbstractButton, QLineEdit, QMenuBar
+
+        for b in self.findChildren(QAbstractButton):
+            if b.accessibleName():
+                continue
+            if isinstance(b.parent(), QLineEdit) and b.metaObject().className() == "QLineEditIconButton":
+                b.setAccessibleName("Clear")
+            elif isinstance(b.parent(), QMenuBar):
+                b.setAccessibleName("More menus")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if not self._closed:

@@ -76,6 +76,8 @@ class MessageText(QTextBrowser):
         self._stable_src = ""
         self._stable_codes: list[str] = []
         self._tail_pos = 0
+        self._shown: tuple[str, bool] | None = None  # (text, dark) the document shows, all colours in
+        self.renders = 0  # how many times the document was rendered (for tests and benchmarks)
         self.document().setUndoRedoEnabled(False)
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._render)
@@ -120,7 +122,8 @@ class MessageText(QTextBrowser):
             self._timer.start(RENDER_INTERVAL_MS)
 
     def flush(self) -> None:
-        """Renders buffered streamed text now (e.g. when the reply ends)."""
+        """Renders buffered streamed text now (e.g. when the reply ends); nothing when the
+        document already shows all of it."""
         if self._timer.isActive():
             self._timer.stop()
             self._render()
@@ -134,11 +137,15 @@ class MessageText(QTextBrowser):
             self._render()
 
     def _reset(self) -> None:
+        self._shown = None
         self.document().clear()
         self._stable_src, self._stable_codes, self._tail_pos = "", [], 0
 
     def _render(self) -> None:
         text = self._text
+        if self._shown == (text, self._dark):
+            return  # the document shows exactly this (e.g. a streamed reply's final text)
+        self.renders += 1
         cut = split_stable(text)
         if cut < len(self._stable_src) or not text.startswith(self._stable_src):
             self._reset()
@@ -166,8 +173,12 @@ class MessageText(QTextBrowser):
         self._codes = self._stable_codes + tail.codes
         self.verticalScrollBar().setValue(0)
         self._fit()
-        if (pending or tail.pending) and not self._timer.isActive():
-            self._timer.start(LEXER_RETRY_MS)  # shown plain for now, coloured when the lexer is in
+        if pending or tail.pending:
+            self._shown = None
+            if not self._timer.isActive():
+                self._timer.start(LEXER_RETRY_MS)  # shown plain for now, coloured when the lexer is in
+        else:
+            self._shown = (text, self._dark)
 
     @staticmethod
     def _insert(cur: QTextCursor, html: str) -> None:

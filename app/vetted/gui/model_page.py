@@ -71,7 +71,7 @@ class ModelPage(QWidget):
         self.download = QPushButton("Download")
         self.download.setAccessibleName("Download and verify this model")
         self.download.clicked.connect(lambda: self.row and self.download_requested.emit(self.row))
-        self.spot = QPushButton("Spot-check on this machine")
+        self.spot = QPushButton("Spot-check")  # short: the pane can be narrow; the tooltip says the rest
         self.spot.setAccessibleName("Run the safety spot-check on the installed file")
         self.spot.clicked.connect(self.start_spotcheck)
         self.spot_cancel = QPushButton("Cancel spot-check", accessibleName="Cancel the spot-check")
@@ -93,9 +93,10 @@ class ModelPage(QWidget):
         layout.addWidget(self.spot_note)
         layout.addWidget(self.spot_bar)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.download, 2)
-        buttons.addWidget(self.spot, 1)
+        buttons.addWidget(self.download)
+        buttons.addWidget(self.spot)
         buttons.addWidget(self.spot_cancel)
+        buttons.addStretch(1)  # each button at its own size: labels never clipped
         layout.addLayout(buttons)
         # (installed, removed, re-checked: Discover's rows change and show the row again)
         events.spotcheck_done.connect(lambda model_id, _status: self._reload_if_showing(model_id))
@@ -275,8 +276,9 @@ class ModelPage(QWidget):
         why = self.spot_unavailable()
         running = self.spot_job is not None
         self.spot.setEnabled(why is None and not running and (self.capability is not None or not self.pending))
-        self.spot.setToolTip(plain_tooltip(why) if why else "Asks the installed model the probe suite's "
-                             "questions on this machine and scores its answers.")
+        self.spot.setToolTip(plain_tooltip(f"Spot-check on this machine: unavailable. {why}") if why else
+                             "Spot-check on this machine: asks the installed model the probe suite's "
+                             "questions here and scores its answers.")
         self.spot.setAccessibleDescription(why or "")
         # the reason in words only where a person would expect the button to work
         cannot_chat = row.installed_state == "verified" and self.capability is not None \

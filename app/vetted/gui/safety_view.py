@@ -15,6 +15,7 @@ characters visible, then HTML-escapes it.
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING
 
 from vetted.gui.badges import bar_html, colour, safety_badge, signer_detail, signer_spec
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from vetted.core.results import ModelRow
 
 LABEL_TONES = {"verified": "good", "declared": "info", "unverified": "caution", "missing": "neutral"}
+LONG_HEX = re.compile(r"[0-9a-fA-F]{24,}")  # a digest or key fingerprint: shortened in the fact tables
 
 
 def esc(value: object) -> str:
@@ -40,6 +42,31 @@ def fact(label: str, value: str, kind: str, dark: bool = False) -> str:
     return f"<tr><td><b>{esc(label)}</b></td><td>{esc(value)}</td><td>{badge(kind, dark)}</td></tr>"
 
 
+def short_hex(value: str) -> str:
+    """Long hex runs cut to their first 16 digits and "…": enough to tell two apart at a
+    glance in a narrow column; the full values are listed under "Fingerprints"."""
+    return LONG_HEX.sub(lambda m: m.group(0)[:16] + "…", value)
+
+
+def hex_fact(label: str, value: str, kind: str, full: list[tuple[str, str]], dark: bool = False) -> str:
+    """A fact whose value holds a digest or fingerprint: shortened here (the full value in
+    the cell's title), the whole value added to `full` for the page's Fingerprints section."""
+    if LONG_HEX.search(value):
+        full.append((label, value))
+        return (f"<tr><td><b>{esc(label)}</b></td><td title=\"{esc(value)}\">{esc(short_hex(value))}</td>"
+                f"<td>{badge(kind, dark)}</td></tr>")
+    return fact(label, value, kind, dark)
+
+
+def fingerprints(full: list[tuple[str, str]]) -> str:
+    """The whole digests and fingerprints, one per line in a fixed-width font, to compare
+    against what a publisher printed elsewhere."""
+    if not full:
+        return ""
+    lines = "".join(f"<p><b>{esc(label)}</b><br><tt>{esc(value)}</tt></p>" for label, value in full)
+    return f"<h3>Fingerprints</h3><p><small>Full values of the shortened ones above.</small></p>{lines}"
+
+
 def render_row(row: ModelRow, card: dict | None = None, pending: bool = False, dark: bool = False) -> str:
     from vetted.units import human_size as human
 
@@ -48,10 +75,11 @@ def render_row(row: ModelRow, card: dict | None = None, pending: bool = False, d
     parts = [f"<h2>{esc(e.name)}</h2><p>{esc(e.description)}</p>", "<h3>Trust</h3><table>"]
     parts.append(fact("Catalog", f"{row.catalog.catalog.name} v{row.catalog.catalog.version}, signed by "
                       f"{row.catalog.signer}", "verified", dark))
-    parts.append(fact("Publisher signature must come from", signer_detail(signer_spec(row)),
-                      "verified" if verified else "declared", dark))
+    full: list[tuple[str, str]] = []
+    parts.append(hex_fact("Publisher signature must come from", signer_detail(signer_spec(row)),
+                          "verified" if verified else "declared", full, dark))
     for f in e.files:
-        parts.append(fact(f"sha256 of {f.name}", f.sha256, "verified" if verified else "declared", dark))
+        parts.append(hex_fact(f"sha256 of {f.name}", f.sha256, "verified" if verified else "declared", full, dark))
     if row.installed_state == "refused":
         parts.append(fact("State", "the installed file changed after verification; it will not run"
                           + (f" ({row.installed_reason})" if row.installed_reason else ""), "verified", dark))
@@ -77,6 +105,7 @@ def render_row(row: ModelRow, card: dict | None = None, pending: bool = False, d
                  f"{row.memory_bytes / 2**20:.0f} MiB of memory to run "
                  f"({'fits' if row.fit == 'ok' else 'tight' if row.fit == 'tight' else 'does not fit'} "
                  "this machine).</p>")
+    parts.append(fingerprints(full))
     return "".join(parts)
 
 
@@ -138,16 +167,21 @@ def safety_headline(c: dict, dark: bool = False) -> str:
     out = [f'<p style="font-size:large"><b style="color:{b.colour(dark)}">{head[0]}</b>{rest}</p>']
     out += [f"<p><b style='color:{colour('harm', dark)}'>{esc(n)}</b></p>" for n in s.notes]
     if s.source:
-        out.append(f"<p><small>From the {esc(s.source)}; how the levels are set: docs/safety-summary.md.</small></p>")
+        out.append(f"<p><small>From the {esc(s.source)}. How the levels are set: see docs/safety-summary.md in "
+                   "Vetted's documentation.</small></p>")
     return "".join(out)
 
 
-def _metric_row(name: str, label: str, value: float, direction: str | None, detail: str, dark: bool) -> str:
-    from vetted.cards.summary import TONE_WORDS, metric_tone
+def _metric_row(name: str, label: str, value: float, direction: str | None, detail: str, dark: bool,
+                benchmark: str = "") -> str:
+    """One number: its label (the benchmark, if any, on a smaller second line), the rate
+    (neutral when low: 0% refused is nothing to warn about), a bar in the metric's tone."""
+    from vetted.cards.summary import TONE_WORDS, metric_tone, value_tone
 
     tone = metric_tone(name, direction)
-    return (f"<tr><td>{esc(label)}</td><td><b style='color:{colour(tone, dark)}'>{value:.0%}</b> "
-            f"{bar_html(value, tone, dark)}</td><td>{detail}; {TONE_WORDS[tone]}</td></tr>")
+    under = f"<br><small>{esc(benchmark)}</small>" if benchmark else ""
+    return (f"<tr><td>{esc(label)}{under}</td><td><b style='color:{colour(value_tone(tone, value), dark)}'>"
+            f"{value:.0%}</b> {bar_html(value, tone, dark)}</td><td>{detail}; {TONE_WORDS[tone]}</td></tr>")
 
 
 def render_card(c: dict, dark: bool = False) -> str:
@@ -175,9 +209,9 @@ def render_card(c: dict, dark: bool = False) -> str:
                 continue
             ci = (f"95% CI {float(r['ci95'][0]):.0%}–{float(r['ci95'][1]):.0%}" if r.get("ci95")
                   else "no interval")
-            label = f"{metric_label(str(r.get('metric')))} ({one_line(r.get('benchmark'))})"
-            parts.append(_metric_row(str(r.get("metric")), label, value, r.get("direction"),
-                                     f"{ci}, n={e(r.get('sample_size'))}", dark))
+            parts.append(_metric_row(str(r.get("metric")), metric_label(str(r.get("metric"))), value,
+                                     r.get("direction"), f"{ci}, n={e(r.get('sample_size'))}", dark,
+                                     benchmark=str(r.get("benchmark") or "")))
         for b in d.get("not_evaluated", []):
             parts.append(f"<tr><td><b>{e(b)}</b></td><td>not evaluated</td><td>{badge('missing', dark)}</td></tr>")
         parts.append("</table>")

@@ -103,7 +103,8 @@ class CatalogsPanel(QGroupBox):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the location takes what is left
+        header.setStretchLastSection(False)
         self.table.itemSelectionChanged.connect(self._selection)
         self.refresh_btn = QPushButton("Refresh catalogs", accessibleName="Verify every catalog again now")
         self.refresh_btn.setToolTip("Fetch and verify every catalog again (local files are also re-read "
@@ -191,16 +192,17 @@ class CatalogsPanel(QGroupBox):
         self._selection()
 
     def _fit(self) -> None:
-        """As tall as its rows (two to six), columns shared by what they say: the state
-        column gets the rest, a long location is cut in the middle (whole on hover)."""
+        """As tall as its rows (two to six), columns shared by what they say: the signer and
+        the state at their width up to a cap, the location gets the rest; what does not fit
+        is cut in the middle (whole on hover)."""
         rows = max(2, min(6, self.table.rowCount()))
         height = self.table.horizontalHeader().sizeHint().height() + rows * self.table.verticalHeader()\
             .defaultSectionSize() + 2 * self.table.frameWidth()
         self.table.setFixedHeight(height)
-        self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
-        self.table.setColumnWidth(0, min(self.table.columnWidth(0), 320))
+        self.table.resizeColumnToContents(2)
         self.table.setColumnWidth(1, min(self.table.columnWidth(1), 280))
+        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 420))
 
     def _show_add_lock(self, policy: Any) -> None:
         blocked = None

@@ -77,8 +77,11 @@ class SettingsPage(QWidget):
         self.theme.setCurrentIndex(max(0, self.theme.findData(theme.saved_mode(prefs))))
         self.theme.currentIndexChanged.connect(lambda _i: theme.set_theme(self.prefs, self.theme.currentData()))
         theme.notifier().changed.connect(self._theme_changed)
+        self.theme.setMaximumWidth(220)  # a short choice: not the page's width
         self.enter_btn = QRadioButton("Enter sends; Shift+Enter starts a new line")
         self.ctrl_enter_btn = QRadioButton("Ctrl+Enter sends; Enter starts a new line")
+        self.enter_btn.setAccessibleName("Enter sends the message")
+        self.ctrl_enter_btn.setAccessibleName("Ctrl+Enter sends the message")
         self.send_keys = QButtonGroup(self)
         for b in (self.enter_btn, self.ctrl_enter_btn):
             self.send_keys.addButton(b)
@@ -137,6 +140,8 @@ class SettingsPage(QWidget):
         v.addWidget(box)
         v.addWidget(about)
         v.addStretch(1)
+        for group in inner.findChildren(QGroupBox):  # outer boxes first: a nested title stays bold
+            theme.bold_title(group)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)

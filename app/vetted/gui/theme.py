@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QGroupBox, QStyleFactory, QWidget
 
 MODES = (("system", "System"), ("light", "Light"), ("dark", "Dark"))
 THEME_KEY = "appearance/theme"
@@ -55,10 +55,12 @@ def light_palette() -> QPalette:
 
 def dark_palette() -> QPalette:
     return _palette({
-        _R.Window: "#202124", _R.WindowText: "#e8e8e8", _R.Base: "#17181a", _R.AlternateBase: "#26282b",
-        _R.ToolTipBase: "#2d2f33", _R.ToolTipText: "#e8e8e8", _R.PlaceholderText: "#9a9a9a",
-        _R.Text: "#e8e8e8", _R.Button: "#2f3134", _R.ButtonText: "#e8e8e8", _R.BrightText: "#ff6b6b",
-        _R.Light: "#45484d", _R.Midlight: "#3a3c40", _R.Mid: "#55585e", _R.Dark: "#111214", _R.Shadow: "#000000",
+        # Fusion draws field and group frames in the window colour darkened, so fields stand
+        # out by their fill: Base is clearly darker than Window (and Mid clearly lighter)
+        _R.Window: "#2a2c30", _R.WindowText: "#e8e8e8", _R.Base: "#18191c", _R.AlternateBase: "#222327",
+        _R.ToolTipBase: "#35373c", _R.ToolTipText: "#e8e8e8", _R.PlaceholderText: "#9a9a9a",
+        _R.Text: "#e8e8e8", _R.Button: "#363840", _R.ButtonText: "#e8e8e8", _R.BrightText: "#ff6b6b",
+        _R.Light: "#4b4e55", _R.Midlight: "#40434a", _R.Mid: "#62666e", _R.Dark: "#141517", _R.Shadow: "#000000",
         _R.Highlight: "#4c8dff", _R.HighlightedText: "#0b0b0b", _R.Link: "#8ab4f8", _R.LinkVisited: "#c58af9",
     }, {_R.WindowText: "#7c7c7c", _R.Text: "#7c7c7c", _R.ButtonText: "#7c7c7c", _R.Highlight: "#4a4a4a"})
 
@@ -135,10 +137,33 @@ def set_theme(settings: QSettings, mode: str) -> str:
 
 
 # Colours for states a page draws itself (a refused download's bar, an error): readable
-# on both palettes.
+# on both palettes (at least 4.5:1 against the palette's Base and Window: `contrast`).
 def danger(widget: QWidget | None = None) -> str:
     return "#ff7b72" if is_dark(widget) else "#b00020"
 
 
 def success(widget: QWidget | None = None) -> str:
     return "#7ee787" if is_dark(widget) else "#1a7f37"
+
+
+def contrast(a: str | QColor, b: str | QColor) -> float:
+    """The WCAG contrast ratio of two colours (1 to 21; text wants at least 4.5)."""
+    def luminance(c: QColor) -> float:
+        def channel(v: float) -> float:
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
+
+    la, lb = sorted((luminance(QColor(a)), luminance(QColor(b))), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def bold_title(box: QGroupBox) -> None:
+    """A group box's title in bold, its contents in the normal weight (a section heading
+    that reads as one). Call once the box holds its widgets."""
+    font = QFont(box.font())
+    font.setBold(True)
+    box.setFont(font)
+    normal = QFont(font)
+    normal.setBold(False)
+    for child in box.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
+        child.setFont(normal)

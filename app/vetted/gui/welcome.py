@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
+from vetted.gui import theme
 from vetted.gui.bridge import MANAGED, Job, Runner, error_text
 from vetted.gui.signer_form import SignerForm, file_row, read_signer
 from vetted.textsafe import one_line
@@ -32,6 +33,19 @@ def _plain(text: str = "") -> QLabel:
     label = QLabel(text, textFormat=Qt.PlainText, wordWrap=True)
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     return label
+
+
+class _Status(QLabel):
+    """A result line that takes no room (no blank line at a box's bottom) until it says something."""
+
+    def __init__(self) -> None:
+        super().__init__("", textFormat=Qt.PlainText, wordWrap=True)
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.hide()
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.setVisible(bool(text))
 
 
 def _left(button: QPushButton) -> QWidget:
@@ -69,7 +83,7 @@ class WelcomePage(QWidget):
         self.catalog_signer = SignerForm("for the catalog")
         self.add_btn = QPushButton("Add catalog", accessibleName="Add the catalog and pin its signer")
         self.add_btn.clicked.connect(self.add_catalog)
-        self.catalog_status = _plain()
+        self.catalog_status = _Status()
         self.catalog_status.setAccessibleName("Add catalog result")
         cf = QFormLayout(self.catalog_box)
         cf.addRow(_plain("A catalog lists models someone vouches for. Vetted uses it only when it carries the "
@@ -83,7 +97,7 @@ class WelcomePage(QWidget):
         self.import_box = QGroupBox("Import a bundle (no network needed)")
         self.import_btn = QPushButton("Choose a bundle…", accessibleName="Import the models of a bundle")
         self.import_btn.clicked.connect(self.import_requested.emit)
-        self.import_note = _plain()
+        self.import_note = _Status()
         bl = QVBoxLayout(self.import_box)
         bl.addWidget(_plain("A bundle file from your organisation carries a signed catalog and its models. "
                             "Every model in it is checked before any is installed."))
@@ -101,7 +115,7 @@ class WelcomePage(QWidget):
         self.check_signer = SignerForm("for the model")
         self.check_btn = QPushButton("Check", accessibleName="Check the model file against its signature")
         self.check_btn.clicked.connect(self.check_file)
-        self.check_status = _plain()
+        self.check_status = _Status()
         self.check_status.setAccessibleName("Check result")
         kf = QFormLayout(self.check_box)
         kf.addRow("Model", file_row(self.model_file, "Model file", "GGUF (*.gguf);;All (*)"))
@@ -109,6 +123,9 @@ class WelcomePage(QWidget):
         kf.addRow(self.check_signer)
         kf.addRow(_left(self.check_btn))
         kf.addRow(self.check_status)
+
+        for box in (self.catalog_box, self.import_box, self.check_box):
+            theme.bold_title(box)
 
         self.skip = QPushButton("Look around first", accessibleName="Close the welcome page")
         self.skip.clicked.connect(self.done.emit)
