@@ -85,6 +85,7 @@ bench: setup
 	$(PY) bench/verify.py
 	$(PY) bench/inference.py
 	$(PY) bench/ui.py
+	$(PY) bench/api.py
 
 screenshots: setup
 	$(call apt-install,screenshot tools,$(SHOT_PKGS))
