@@ -82,10 +82,12 @@ app_checks() {
   clean "$BIN/vetted" serve --port 0 > "$T/serve" 2> "$T/serve.err" &
   local SERVE_PID=$! url="" i
   for i in $(seq 1 100); do url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$T/serve" | head -1); [ -n "$url" ] && break; sleep 0.2; done
-  [ -n "$url" ] || { kill $SERVE_PID 2>/dev/null; cat "$T/serve.err" >&2; fail "vetted serve did not say where it listens"; }
+  [ -n "$url" ] || { pkill -f "^$BIN/vetted serve --port 0" 2>/dev/null; kill $SERVE_PID 2>/dev/null; cat "$T/serve.err" >&2; fail "vetted serve did not say where it listens"; }
   local no_token with_token
   no_token=$(curl -s -o /dev/null -w '%{http_code}' "$url/models" || true)
   with_token=$(curl -s -H "Authorization: Bearer $(cat "$T/token")" "$url/models" || true)
+  # $! is the clean-environment wrapper; the server is its child: stop it by its own command line
+  pkill -f "^$BIN/vetted serve --port 0" 2>/dev/null || true
   kill $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null || true
   [ "$no_token" = 401 ] || fail "vetted serve without a token answered $no_token"
   echo "$with_token" | grep -q '"id":"smollm2-smoke"' || fail "vetted serve /v1/models answered: $with_token"
