@@ -104,7 +104,6 @@ def _interactive(session, conv_id: int, args) -> int:
 
 def cmd_chats(app, args) -> int:
     from vetted.errors import InputError
-    from vetted.store.chats import export_json, export_markdown
 
     chats = app.chats
     if args.action == "list":
@@ -135,15 +134,13 @@ def cmd_chats(app, args) -> int:
     elif args.action == "rename":
         chats.rename(conv_id, " ".join(args.args[1:]) or "Chat")
         print(f"renamed chat {conv_id}")
-    else:
-        conv = chats.get(conv_id)
-        if args.format == "json" or args.json:
-            print(json.dumps(export_json(conv), indent=2, ensure_ascii=False))
-        elif args.action == "show":
-            print(_show(conv))
-        else:  # an export is data: byte-exact into a file or a pipe, escaped on a terminal
-            text = export_markdown(conv)
-            print(multi_line(text) if sys.stdout.isatty() else text)
+    elif args.format == "json" or args.json:
+        print(app.export_chat(conv_id, "json"))  # the same export the app's Export… writes
+    elif args.action == "show":
+        print(_show(chats.get(conv_id)))
+    else:  # an export is data: byte-exact into a file or a pipe, escaped on a terminal
+        text = app.export_chat(conv_id, "md")
+        print(multi_line(text) if sys.stdout.isatty() else text)
     return 0
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QWidget
+from PySide6.QtGui import QColor, QIcon
+from PySide6.QtWidgets import QApplication, QStyle
 
+from vetted.gui.theme import is_dark  # noqa: F401 (the pages take it from here with the badges)
 from vetted.textsafe import one_line
 
 if TYPE_CHECKING:
@@ -61,11 +62,6 @@ FIT_KINDS = {  # fit → (words, tone, icon, fallback)
     "tight": ("Tight fit", "caution", "fa5s.exclamation-circle", QStyle.StandardPixmap.SP_MessageBoxWarning),
     "too_big": ("Too big", "harm", "fa5s.times", QStyle.StandardPixmap.SP_MessageBoxCritical),
 }
-
-
-def is_dark(widget: QWidget | None = None) -> bool:
-    pal = widget.palette() if widget is not None else QApplication.palette()
-    return pal.color(QPalette.ColorRole.Window).lightness() < 128
 
 
 def colour(tone: str, dark: bool = False) -> str:

@@ -23,19 +23,15 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
 
+from vetted.gui import theme
 from vetted.gui.message_text import MessageText
+from vetted.gui.theme import is_dark
 from vetted.textsafe import one_line
 
 if TYPE_CHECKING:
     from vetted.store.chats import Message
 
 BUBBLE_SHARE = 0.86  # of the transcript's width, at most
-
-
-def is_dark(_widget: QWidget | None = None) -> bool:
-    """The application's palette decides: a bubble carries its own style sheet, and a widget
-    with a style sheet keeps the palette it was polished with when the theme changes."""
-    return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
 def local_time(iso: str) -> str:
@@ -82,9 +78,7 @@ class MessageBubble(QFrame):
         head.addWidget(self.time)
         head.addWidget(self.status)
         head.addStretch(1)
-        self.body = MessageText(dark=is_dark(self))
-        from vetted.gui import theme
-
+        self.body = MessageText(dark=is_dark())
         theme.notifier().changed.connect(self._theme_changed)
         self.body.setAccessibleName(f"{who} message")
 
@@ -181,7 +175,9 @@ class MessageBubble(QFrame):
 
     # -- look
     def _restyle(self) -> None:
-        dark = is_dark(self)
+        # the application's palette decides: a bubble carries its own style sheet, and a widget
+        # with a style sheet keeps the palette it was polished with when the theme changes
+        dark = is_dark()
         if dark == getattr(self, "_styled_dark", None):
             return  # (a style sheet change is itself a palette change: only a new theme restyles)
         self._styled_dark = dark

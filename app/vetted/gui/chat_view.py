@@ -430,23 +430,27 @@ class ChatPage(QWidget):
 
     def regenerate(self) -> None:
         """Another answer to the last message; the current one stays, one click away (‹ ›)."""
-        if self.conv_id is None or self.busy:
-            return
-        conv = self.conv_id
-        shown = self.chats.get(conv).messages
-        if not shown or shown[-1].role != "assistant":
-            return
-        self._start(lambda s, cb: s.regenerate(conv, cb), shown[:-1])
+        last = self._last_reply()
+        if last is not None:
+            conv, shown = last
+            self._start(lambda s, cb: s.regenerate(conv, cb), shown[:-1])
 
     def continue_reply(self) -> None:
         """The last reply goes on where it stopped (at max tokens, or stopped by you)."""
+        last = self._last_reply()
+        if last is not None:
+            conv, shown = last
+            self._start(lambda s, cb: s.continue_reply(conv, cb), shown[:-1], so_far=shown[-1].content)
+
+    def _last_reply(self) -> tuple[int, list[Message]] | None:
+        """The open chat and its messages when it ends with a reply a turn can act on
+        (none while a reply is being written)."""
         if self.conv_id is None or self.busy:
-            return
-        conv = self.conv_id
-        shown = self.chats.get(conv).messages
+            return None
+        shown = self.chats.get(self.conv_id).messages
         if not shown or shown[-1].role != "assistant":
-            return
-        self._start(lambda s, cb: s.continue_reply(conv, cb), shown[:-1], so_far=shown[-1].content)
+            return None
+        return self.conv_id, shown
 
     def flip_alternative(self, message_id: int, step: int) -> None:
         if self.busy or self.conv_id is None:

@@ -24,22 +24,19 @@ import math
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
-    QDesktopServices, QGuiApplication, QImage, QPalette, QTextBlockFormat, QTextCharFormat, QTextCursor,
+    QDesktopServices, QGuiApplication, QImage, QTextBlockFormat, QTextCharFormat, QTextCursor,
     QTextDocument,
 )
 from PySide6.QtWidgets import QFrame, QMessageBox, QSizePolicy, QTextBrowser, QToolTip, QWidget
 
 from ..textsafe import one_line
 from .markdown import COPY_SCHEME, OPENABLE_SCHEMES, render, split_stable, warm_up
+from .theme import is_dark
 
 __all__ = ["MessageText", "RENDER_INTERVAL_MS"]
 
 RENDER_INTERVAL_MS = 80
 LEXER_RETRY_MS = 60
-
-
-def palette_is_dark(widget: QWidget) -> bool:
-    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
 class MessageText(QTextBrowser):
@@ -69,7 +66,7 @@ class MessageText(QTextBrowser):
         self.document().contentsChanged.connect(self._fit)
 
         self._text = ""
-        self._dark = palette_is_dark(self) if dark is None else dark
+        self._dark = is_dark(self) if dark is None else dark
         self._codes: list[str] = []
         # The document holds the finished blocks of `_stable_src` (rendered once, never
         # again) followed, from `_tail_pos`, by the rendered rest, which each render replaces.
@@ -284,6 +281,6 @@ class MessageText(QTextBrowser):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
-            dark = palette_is_dark(self)
+            dark = is_dark(self)
             if dark != self._dark:  # the theme changed: code colours follow
                 self.set_dark(dark)
