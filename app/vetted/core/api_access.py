@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import secrets
 import stat
 import subprocess
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from vetted.errors import InputError, Refused
 from vetted.paths import Locations
+from vetted.policy.schema import WEB_ORIGIN
 
 if TYPE_CHECKING:
     from vetted.core.app import Vetted
@@ -48,7 +48,6 @@ LOOPBACK = ("127.0.0.1", "::1")
 READY_PREFIX = "listening on "  # the first line `vetted serve` prints, for a parent to wait on
 DEFAULT_HEADER_SECONDS = 10.0
 # The same shape the policy's api.cors_origins must have (policy/schema.py): no path, no wildcard, no "null".
-_WEB_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?")
 
 
 def web_origin(value: object) -> str | None:
@@ -57,7 +56,7 @@ def web_origin(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     origin = value.strip().lower().rstrip("/")
-    m = _WEB_ORIGIN.fullmatch(origin)
+    m = WEB_ORIGIN.fullmatch(origin)  # the policy schema's shape, on the lower-cased value
     if m is None:
         return None
     port = m.group(1) or m.group(2)

@@ -107,6 +107,11 @@ class Imports(_Strict):
     only_catalog_signers: bool = False
 
 
+# scheme://host[:port], no path, no wildcard: the only shape a CORS origin may take, in a
+# policy and in the person's own API settings (core/api_access.py)
+WEB_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
 class Api(_Strict):
     """The local OpenAI-compatible API server (`vetted serve`, vetted/api/). `allowed:
     false` forbids it outright. It binds to loopback only; `interfaces` lists the other
@@ -137,7 +142,7 @@ class Api(_Strict):
     @classmethod
     def _origins(cls, values: list[str] | None) -> list[str] | None:
         for v in values or []:
-            if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?", v):
+            if not WEB_ORIGIN.fullmatch(v):
                 raise ValueError(f"{v!r} is not a web origin (scheme://host[:port], no path, no wildcard)")
         return values
 
