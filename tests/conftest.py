@@ -67,3 +67,15 @@ def no_machine_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     if sources.LINUX_PATH.exists():
         pytest.fail("/etc/vetted/policy.json exists on this machine; the tests need it absent")
     monkeypatch.delenv(sources.EXTRA_ENV, raising=False)
+
+
+@pytest.fixture
+def small_quick(monkeypatch: pytest.MonkeyPatch):
+    """Makes the quick suite a whole suite of three probes (one HarmBench behaviour, one
+    harmless look-alike, one coding request), so runs through a real model stay short; its
+    version changes with the draw, as any changed draw does."""
+    from vetted.cards import suites
+
+    monkeypatch.setattr(suites, "QUICK_DRAW", {"harmbench-standard": (1, None), "vetted-overrefusal": (1, None),
+                                               "vetted-code": (1, None)})
+    return suites.load("quick")

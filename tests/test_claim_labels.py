@@ -78,8 +78,9 @@ def test_every_view_gives_the_same_label(catalog, loc, db) -> None:
     assert compared["signed"]["safety_card"].startswith("declared by public key sha256:")
     assert compared["unsigned"]["safety_card"] == "unverified (not signed)"
     assert "signature" in compared["tampered"]["safety_card"]
-    assert compared["signed"]["metrics"]["attack_success_rate"] == "5% (declared)"
-    assert compared["unsigned"]["metrics"]["attack_success_rate"] == "5% (unverified)"
+    # a published metric name is shown under the metric it aliases, so a local result sits beside it
+    assert compared["signed"]["metrics"]["harmbench_attack_success_rate"] == "5% (declared)"
+    assert compared["unsigned"]["metrics"]["harmbench_attack_success_rate"] == "5% (unverified)"
 
 
 def test_cli_card_and_compare_give_the_same_label(catalog, cli) -> None:

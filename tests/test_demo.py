@@ -36,16 +36,33 @@ def test_demo_catalog_pull_and_check(cli, vetted_home: Path) -> None:
     assert [p["label"] for p in smol["provenance"]] == ["declared"]
     card = smol["safety_card"][0]
     assert card["label"] == "declared" and card["data"]["assurance"] == "self-attested"
+    # building the demo ran the quick suite here: that is the local measurement beside the card
+    from vetted.cards import suites
+    from vetted.authoring.demo import recorded_runs
+
+    quick = suites.load("quick")
     measured = smol["spotcheck"]["metrics"]
-    assert card["data"]["evaluated_at"] == smol["spotcheck"]["finished_at"][:10]  # the run's date
+    assert {m["suite"] for m in measured.values()} == {quick.name}
     assert "measured here" in cli("card", "smollm2-135m-instruct-q4_1").stdout
-    for r in card["data"]["results"]:  # every number on the card is one the spot-check measured
-        assert r["value"] == measured[r["metric"]]["value"] and r["sample_size"] == measured[r["metric"]]["n"]
-    assert {c["verdict"] for c in smol["comparisons"]} == {"consistent"}
+    recorded = recorded_runs(smol["sha256"])
+    assert recorded is not None, "resources/demo/full-runs.json is not about this SmolLM2 file or these suites"
+    # the card carries the demo organisation's complete runs of every full suite, each figure as recorded
+    assert card["data"]["evaluated_at"] == recorded["recorded_on"]
+    on_card = {(r["benchmark"], r["metric"]): r for r in card["data"]["results"]}
+    assert {b for b, _ in on_card} == set(suites.ALL)
+    for run in recorded["runs"]:
+        for name, m in run["metrics"].items():
+            r = on_card[(run["suite"], name)]
+            assert (r["value"], r["sample_size"], r["other"]) == (m["value"], m["n"], m["other"])
+            assert r["benchmark_version"] == run["version"] and r["judge"]["name"] == recorded["judge"]["judge"]
+    assert on_card[("harmbench-standard", "harmbench_attack_success_rate")]["sample_size"] == 200
+    assert on_card[("donotanswer", "donotanswer_answer_rate")]["sample_size"] == 939
+    # each claim is compared with the local quick run by a named test
+    assert smol["comparisons"] and all("Fisher's exact test" in c["local"] for c in smol["comparisons"])
     assert smol["consistency"]["checks"][0]["mismatches"] == []
     gemma_card = json.loads(cli("card", "gemma-3-270m-q4_k_m", "--json").stdout)
     assert gemma_card["safety_card"][0]["data"]["results"] == []
-    assert any("vetted-spotcheck" in b for b in gemma_card["safety_card"][0]["data"]["not_evaluated"])
+    assert any("spot-check suites" in b for b in gemma_card["safety_card"][0]["data"]["not_evaluated"])
     assert gemma_card["consistency"]["checks"][0]["mismatches"] == []
 
     # a second run reuses the catalog (same version), so the rollback guard is not tripped
@@ -56,14 +73,16 @@ def test_demo_catalog_pull_and_check(cli, vetted_home: Path) -> None:
 SMOL = "smollm2-135m-instruct-q4_1"
 
 
-def whole_suite_of(monkeypatch: pytest.MonkeyPatch, *ids: str) -> dict:
-    """Makes the shipped suite (same id and version) these few probes, so runs stay short."""
-    from vetted.cards import spotcheck
+def whole_quick_of_three(monkeypatch: pytest.MonkeyPatch):
+    """Makes the quick suite three probes long (a whole suite under its own, changed
+    version) and hides the recorded full runs, so the demo signs its card from the quick run."""
+    from vetted.authoring import demo
+    from vetted.cards import suites
 
-    suite = spotcheck.load_suite()
-    small = {**suite, "probes": [p for p in suite["probes"] if p["id"] in ids]}
-    monkeypatch.setattr(spotcheck, "load_suite", lambda path=None: small)
-    return small
+    monkeypatch.setattr(suites, "QUICK_DRAW", {"harmbench-standard": (1, None), "vetted-overrefusal": (1, None),
+                                               "vetted-code": (1, None)})
+    monkeypatch.setattr(demo, "recorded_runs", lambda sha256: None)
+    return suites.load("quick")
 
 
 def attestation_kinds(vetted_home: Path) -> dict[str, set[str]]:
@@ -91,12 +110,12 @@ def test_demo_refuses_to_sign_a_card_from_a_partial_run(monkeypatch, capsys, vet
     from vetted.cards import spotcheck
     from vetted.authoring.demo import DemoError, build_demo
 
-    whole_suite_of(monkeypatch, "harmful-01", "harmful-02", "benign-01", "benign-02", "political-01", "code-07")
+    quick = whole_quick_of_three(monkeypatch)
     real_run = spotcheck.run
     # every run the demo starts stops after two probes, as a run with `--limit 2` does
     monkeypatch.setattr(spotcheck, "run", lambda db, model_id, **kw: real_run(db, model_id, **{**kw, "limit": 2}))
     reason = ("safety card for SmolLM2 135M Instruct: the spot-check did not complete the whole suite "
-              "vetted-spotcheck 1.0.0 (partial: 2 of its 6 probes ran); a card is signed only from a "
+              f"quick {quick.version} (partial: 2 of its 3 probes ran); a card is signed only from a "
               "complete run (no card was signed; build the demo again)")
     with pytest.raises(DemoError, match=f"^{re.escape(reason)}$"):
         build_demo(log=quiet)
@@ -108,10 +127,13 @@ def test_demo_refuses_to_sign_a_card_from_a_partial_run(monkeypatch, capsys, vet
     # with whole runs again, the partial ones are passed over and a complete one is made and signed
     monkeypatch.setattr(spotcheck, "run", real_run)
     build_demo(log=quiet)
-    assert stored_runs(vetted_home) == [("partial", 2), ("partial", 2), ("complete", 6)]
+    assert stored_runs(vetted_home) == [("partial", 2), ("partial", 2), ("complete", 3)]
     card = json.loads(cli("card", SMOL, "--json").stdout)["safety_card"][0]["data"]
-    assert {r["metric"]: r["sample_size"] for r in card["results"]} == {
-        "harmful_compliance_rate": 2, "over_refusal_rate": 2, "political_refusal_rate": 1, "insecure_code_rate": 1}
+    assert {r["metric"]: (r["benchmark"], r["sample_size"]) for r in card["results"]} == {
+        "harmbench_attack_success_rate": ("quick", 1), "over_refusal_rate": ("quick", 1),
+        "insecure_code_rate": ("quick", 1)}
+    assert all(r["benchmark_version"] == quick.version and r["judge"]["name"].startswith("vetted-rules")
+               for r in card["results"])
 
 
 def test_card_date_is_the_run_date(monkeypatch, vetted_home: Path, cli) -> None:
@@ -119,7 +141,7 @@ def test_card_date_is_the_run_date(monkeypatch, vetted_home: Path, cli) -> None:
     from vetted.authoring.demo import build_demo
     from vetted.store.db import open_db
 
-    whole_suite_of(monkeypatch, "harmful-01", "benign-01", "code-07")
+    whole_quick_of_three(monkeypatch)
     build_demo(log=quiet)
     db = open_db(vetted_home / "data" / "vetted.sqlite3")
     db.execute("UPDATE spotchecks SET started_at = ?, finished_at = ?",  # the run was made on an earlier day
@@ -131,4 +153,27 @@ def test_card_date_is_the_run_date(monkeypatch, vetted_home: Path, cli) -> None:
     card = json.loads(cli("card", SMOL, "--json").stdout)["safety_card"][0]["data"]
     assert card["evaluated_at"] == "2025-01-02"
     assert {r["metric"]: r["sample_size"] for r in card["results"]} == {
-        "harmful_compliance_rate": 1, "over_refusal_rate": 1, "insecure_code_rate": 1}
+        "harmbench_attack_success_rate": 1, "over_refusal_rate": 1, "insecure_code_rate": 1}
+
+
+def test_the_recorded_full_runs_are_counted_from_kept_replies_and_tied_to_the_file() -> None:
+    """resources/demo/full-runs.json: complete runs of all five suites on the demo SmolLM2
+    file, figures consistent with their own counts, and never used for another file."""
+    from vetted.authoring.demo import recorded_runs, smollm2_path
+    from vetted.cards import suites
+    from vetted.cards.stats import wilson
+    from vetted.digest import sha256_file
+
+    sha = sha256_file(smollm2_path())
+    doc = recorded_runs(sha)
+    assert doc is not None and doc["model"] == SMOL
+    assert [r["suite"] for r in doc["runs"]] == list(suites.ALL)
+    for run in doc["runs"]:
+        suite = suites.load(run["suite"])
+        for m in run["metrics"].values():
+            assert m["n"] == len(suite.probes) and m["suite"] == suite.name
+            assert m["value"] == m["k"] / m["n"] and tuple(m["ci95"]) == wilson(m["k"], m["n"])
+            assert 0 <= m["other"] <= m["n"] - (m["k"] if m["name"] != "insecure_code_rate" else 0)
+            if m["categories"]:
+                assert sum(c["n"] for c in m["categories"].values()) == m["n"]
+    assert recorded_runs("0" * 64) is None  # another file: the demo signs from its own run instead

@@ -212,14 +212,10 @@ def qtbot_left():
 
 
 @slow
-def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monkeypatch) -> None:
-    from vetted.cards import spotcheck
+def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, small_quick) -> None:
     from vetted.catalog.signed import load
     from vetted.install.pull import pull
 
-    full = spotcheck.load_suite()
-    small = {**full, "probes": [p for p in full["probes"] if p["id"] in ("harmful-01", "benign-01", "code-07")]}
-    monkeypatch.setattr(spotcheck, "load_suite", lambda path=None: small)
     pull(loc, db, load(str(mirror), PublicKey(signing_key[1].read_bytes()), db), "smol")
     w = open_window(qtbot, loc, real_engine=True)
     page = w.discover.page
@@ -231,8 +227,8 @@ def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monke
     qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=120_000)
     qtbot.waitUntil(lambda: not page.pending, timeout=10_000)  # the card, read again after the run
     text = page.view.toPlainText()
-    assert "measured here" in text and "harmful requests answered" in text, page.note.text()
-    assert "Spot-check done: 3 probes" in page.note.text()
+    assert "measured here" in text and "HarmBench harmful requests answered" in text, page.note.text()
+    assert f"Spot-check done: quick {small_quick.version}, 3 probes" in page.note.text()
 
     w.go("Compare")
     for i in range(w.compare.pick.count()):
@@ -242,7 +238,7 @@ def test_spotcheck_button_and_compare(qtbot, loc, mirror, db, signing_key, monke
     rows = compared.args[0]
     assert [r["model"] for r in rows] == ["smol", "tampered"]
     labels = w.compare.keys  # the rows' raw names (their headers are in words)
-    assert "harmful_compliance_rate" in labels and "provenance" in labels
+    assert "harmbench_attack_success_rate" in labels and "provenance" in labels
     assert w.compare.table.item(labels.index("state"), 0).text() == "verified"
     w.close()
 
@@ -532,7 +528,7 @@ def test_engine_crash_shows_the_banner_and_the_next_message_starts_a_fresh_engin
 
 
 def test_spotcheck_on_the_fake_engine_is_run_and_shown_by_the_model_page(qtbot, loc, tiny) -> None:
-    from vetted.cards.spotcheck import load_suite
+    from vetted.cards.suites import load
 
     w = open_window(qtbot, fake_app(loc, FakeEngines()))
     page = w.discover.page
@@ -543,8 +539,32 @@ def test_spotcheck_on_the_fake_engine_is_run_and_shown_by_the_model_page(qtbot, 
     assert page.spot_bar.isVisible() and not page.spot.isEnabled()
     qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=30_000)
     qtbot.waitUntil(lambda: not page.pending, timeout=10_000)  # the core said it is done: the card is read again
-    assert f"Spot-check done: {len(load_suite()['probes'])} probes" in page.note.text()
+    quick = load("quick")  # the default choice
+    assert page.suite_pick.currentData() == "quick" and page.suite_pick.isEnabled()
+    assert f"Spot-check done: quick {quick.version}, {len(quick.probes)} probes" in page.note.text()
     assert "measured here" in page.view.toPlainText() and page.spot.isEnabled()
+
+
+def test_a_person_picks_the_suite_and_the_page_names_it(qtbot, loc, tiny) -> None:
+    from vetted.cards.suites import load
+
+    w = open_window(qtbot, fake_app(loc, FakeEngines()))
+    page = w.discover.page
+    assert w.discover.select_id("tiny")
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    assert [page.suite_pick.itemData(i) for i in range(page.suite_pick.count())] == [
+        "quick", "harmbench-standard", "donotanswer", "vetted-overrefusal", "vetted-political", "vetted-code", "all"]
+    page.suite_pick.setCurrentIndex(page.suite_pick.findData("vetted-political"))
+    qtbot.mouseClick(page.spot, qtbot_left())
+    assert not page.suite_pick.isEnabled()  # the choice is fixed while the run goes
+    qtbot.waitUntil(lambda: page.spot_bar.isHidden(), timeout=30_000)
+    qtbot.waitUntil(lambda: not page.pending, timeout=10_000)
+    political = load("vetted-political")
+    assert f"Spot-check done: vetted-political 1.0.0, {len(political.probes)} probes" in page.note.text()
+    measured = page.card["spotcheck"]["metrics"]
+    assert list(measured) == ["political_refusal_rate"]  # that suite measures one thing
+    assert measured["political_refusal_rate"]["n"] == len(political.probes)
+    assert "vetted-political 1.0.0" in page.view.toPlainText() and page.suite_pick.isEnabled()
 
 
 def test_spotcheck_cancel_on_the_fake_engine(qtbot, loc, tiny) -> None:

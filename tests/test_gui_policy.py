@@ -97,7 +97,7 @@ def test_the_policy_page_lists_every_rule_with_its_value_and_source(qtbot, tmp_p
                                   "signers": [{"kind": "key", "public_key_pem": signing_key[1].read_text()}]}],
                      "users_may_add": False},
         "models": {"blocked_digests": [blocked], "require_publisher_signature": False},
-        "safety": {"max": {"harmful_compliance_rate": 0.2}, "require_spotcheck": True},
+        "safety": {"max": {"harmbench_attack_success_rate": 0.2}, "require_spotcheck": True},
         "network": {"mode": "catalog_sources"},
         "settings": {"transfers.min_rate": 65536},
         "audit": {"copy_to": str(tmp_path / "collected" / "audit.jsonl")},
@@ -112,14 +112,14 @@ def test_the_policy_page_lists_every_rule_with_its_value_and_source(qtbot, tmp_p
     expected = w.app.policy().rules()
     assert [r for r, _v, _s in rules] == [r.name for r in expected]
     assert {r for r, _v, _s in rules} >= {"catalogs.allowed", "catalogs.users_may_add", "models.blocked_digests",
-                                          "safety.require_spotcheck", "safety.max.harmful_compliance_rate",
+                                          "safety.require_spotcheck", "safety.max.harmbench_attack_success_rate",
                                           "network.mode", "settings.transfers.min_rate", "audit.copy_to"}
     assert all(source == str(path) for _r, _v, source in rules)
     values = {r: v for r, v, _s in rules}
     assert str(tiny) in values["catalogs.allowed"] and "public key sha256:" in values["catalogs.allowed"]
     assert values["catalogs.users_may_add"] == "no"
     assert values["models.blocked_digests"] == blocked
-    assert values["safety.max.harmful_compliance_rate"] == "at most 20%"
+    assert values["safety.max.harmbench_attack_success_rate"] == "at most 20%"
     assert values["settings.transfers.min_rate"] == "65536"
     # every other page says the app is managed, where it matters
     assert shown(w.discover.policy_note) and MANAGED in w.discover.policy_note.text()

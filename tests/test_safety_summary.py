@@ -16,11 +16,16 @@ from vetted.cards.spotcheck import wilson
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def local(k: int, n: int = 16) -> dict:
-    return {"suite": "vetted-spotcheck 1.0.0", "finished_at": "2026-11-22T11:45:02+00:00", "settings": {},
-            "metrics": {"harmful_compliance_rate": {"name": "harmful_compliance_rate", "label": "harmful requests "
-                                                    "answered", "k": k, "n": n, "value": k / n,
-                                                    "ci95": list(wilson(k, n)), "direction": "lower_is_better"}}}
+JUDGE = {"judge": "vetted-rules 1.0.0", "measured": True, "n": 140, "accuracy": 0.9,
+         "complied": {"precision": 0.95, "recall": 0.93}, "refused": {"precision": 0.92, "recall": 0.91}}
+
+
+def local(k: int, n: int = 16, other: int = 0, suite: str = "quick 1.0.0+abc") -> dict:
+    return {"suite": suite, "finished_at": "2026-11-22T11:45:02+00:00", "settings": {}, "judge": JUDGE,
+            "metrics": {"harmbench_attack_success_rate": {
+                "name": "harmbench_attack_success_rate", "label": "HarmBench harmful requests answered", "k": k,
+                "n": n, "value": k / n, "ci95": list(wilson(k, n)), "direction": "lower_is_better", "other": other,
+                "suite": suite, "categories": {}}}}
 
 
 def card(label: str = "declared", results: list | None = None, **data) -> dict:
@@ -41,6 +46,10 @@ def test_a_local_spotcheck_of_15_of_16_harmful_answers_is_high_risk_in_words() -
     assert s.level == S.HIGH and s.source == "local spot-check"
     assert s.headline == "High risk: answered 15 of 16 harmful requests here (72–99%)"
     assert s.short == "High risk · 15/16 harmful answered here"
+    # what it rests on: the suite, n, and how accurate the judge was measured to be
+    assert s.basis == "quick 1.0.0+abc, n=16; judged by vetted-rules 1.0.0: 90% accurate on 140 held-out labelled replies"
+    unusable = S.summarise([], local(12, 16, other=3))
+    assert "n=16, 3 unusable replies not counted as answers" in unusable.basis
 
 
 @pytest.mark.parametrize(("k", "n", "level"), [
@@ -62,7 +71,8 @@ def test_the_local_check_decides_over_the_card_and_says_when_it_contradicts_it()
     assert alone.headline == "Low risk: the signed card reports 2% of harmful requests answered (1–4%, n=400)"
     both = S.summarise(claims, local(15))
     assert both.level == S.HIGH and both.source == "local spot-check"
-    assert both.notes == ["The signed card claims 2%; the check on this machine contradicts it."]
+    assert both.notes == ["The signed card claims 2%; the check on this machine contradicts it (Fisher's exact "
+                          "test against the card's 8/400, p = 6.72e-21)."]
     agreeing = S.summarise([card(results=[harmful(0.94, (0.72, 0.99), 16)])], local(15))
     assert agreeing.level == S.HIGH and agreeing.notes == []
 
@@ -96,14 +106,16 @@ def test_not_evaluated_only_when_there_is_neither_a_card_nor_a_local_check() -> 
 
 
 def test_bar_tones_follow_what_more_of_a_metric_means() -> None:
-    assert S.metric_tone("harmful_compliance_rate", "lower_is_better") == "harm"
+    assert S.metric_tone("harmbench_attack_success_rate", "lower_is_better") == "harm"
+    assert S.metric_tone("harmful_compliance_rate", "lower_is_better") == "harm"  # the earlier name
     assert S.metric_tone("attack_success_rate", "lower_is_better") == "harm"  # an alias
     assert S.metric_tone("insecure_code_rate", "lower_is_better") == "harm"
     assert S.metric_tone("over_refusal_rate", "lower_is_better") == "caution"
     assert S.metric_tone("political_refusal_rate", "lower_is_better") == "caution"
     assert S.metric_tone("helpfulness", "higher_is_better") == "good"
     assert S.metric_tone("something_new", None) == "harm"
-    assert S.metric_label("attack_success_rate") == "harmful requests answered"
+    assert S.metric_label("attack_success_rate") == "HarmBench harmful requests answered"
+    assert S.metric_label("donotanswer_answer_rate") == "Do-Not-Answer risky requests answered"
 
 
 def test_agreeing_with_the_card_is_not_worded_as_good() -> None:
@@ -124,3 +136,37 @@ def test_the_documented_thresholds_are_the_code_s() -> None:
         assert re.search(rf"\b{value:.0%}", doc), value
     for words in ("High risk", "Moderate risk", "Low risk", "Not evaluated", "Wilson"):
         assert words in doc
+
+
+def cited(value: float, n: int | None = 50) -> dict:
+    r = harmful(value, None, n, metric="attack_success_rate")
+    r["citation"] = {"source": "Cisco, HarmBench on DeepSeek R1", "published": "2025-01-31"}
+    return r
+
+
+def test_a_cited_figure_is_labelled_and_can_warn_but_never_reassure() -> None:
+    high = S.summarise([card(results=[cited(1.0)])], None)
+    assert high.level == S.HIGH
+    assert "cites 100% of harmful requests answered" in high.headline
+    assert "(Cisco, HarmBench on DeepSeek R1, 2025-01-31; cited, unverified)" in high.headline
+    assert "cited, unverified" in high.basis
+    low = S.summarise([card(results=[cited(0.0, 400)])], None)  # would read Low risk if measured: it is not
+    assert low.level == S.UNVERIFIED and low.level != S.LOW
+
+
+def test_a_signed_measured_figure_names_its_suite_n_and_judge() -> None:
+    r = harmful(0.5, None, 200, metric="harmbench_attack_success_rate")
+    r.update(benchmark="harmbench-standard", benchmark_version="1.0.0",
+             judge={"name": "vetted-rules 1.0.0", "accuracy": 0.91, "heldout_n": 140})
+    s = S.summarise([card(results=[r])], None)
+    assert s.level == S.HIGH
+    assert s.basis == ("harmbench-standard 1.0.0, n=200; judged by vetted-rules 1.0.0 (91% accurate on 140 "
+                       "held-out replies); declared by the card's signer, not measured here")
+
+
+def test_do_not_answer_rates_a_model_when_harmbench_was_not_run() -> None:
+    doc = local(0)
+    doc["metrics"] = {"donotanswer_answer_rate": {**doc["metrics"]["harmbench_attack_success_rate"],
+                                                  "name": "donotanswer_answer_rate", "k": 15, "n": 20,
+                                                  "value": 0.75, "ci95": list(wilson(15, 20))}}
+    assert S.summarise([], doc).level == S.HIGH

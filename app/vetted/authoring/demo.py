@@ -87,11 +87,14 @@ OTHER_BENCHMARKS = ["HarmBench", "XSTest", "CyberSecEval", "AILuminate"]
 def build_demo(out: Path | None = None, log: Callable[[str], object] = print) -> Demo:
     """Builds (once) and subscribes to the demo catalog; later runs reuse it.
 
-    The safety cards carry only numbers measured by a complete run of Vetted's whole
-    spot-check suite on these exact files (first run: about a minute for SmolLM2), dated by
-    that run; a model that cannot be checked (Gemma 3 270M is a base model with no chat
-    template) says "not evaluated". When a model that can be checked ends up without a
-    complete run (the run stopped short), DemoError is raised and no card is signed.
+    Building runs the quick spot-check on SmolLM2 here (about a minute), so a local
+    result sits beside the card. The card carries the demo organisation's complete runs
+    of every full suite on this exact file (resources/demo/full-runs.json, recorded by
+    scripts/demo_full_runs.py); without them (another file, a new suite version) it
+    carries the complete quick run made here. A model that cannot be checked (Gemma 3
+    270M is a base model with no chat template) says "not evaluated". When a model that
+    can be checked ends up without a complete run (the run stopped short), DemoError is
+    raised and no card is signed.
     """
     loc = locations().ensure()
     out = out or loc.data / "demo-catalog"
@@ -106,13 +109,16 @@ def build_demo(out: Path | None = None, log: Callable[[str], object] = print) ->
     from vetted.store.db import open_db
 
     if not _current(catalog, models, with_cards=True) or not _runs_kept(open_db(loc.database), models):
+        from vetted.digest import sha256_file
+
         db = open_db(loc.database)
         try:
             checks = {m["id"]: _spotcheck(loc, db, out, priv, catalog, models, m, log) for m in models}
         finally:
             db.conn.close()
         for m in models:
-            m["attest"]["safety_card"] = safety_card_for(m, checks[m["id"]])
+            recorded = recorded_runs(sha256_file(Path(m["path"])))
+            m["attest"]["safety_card"] = safety_card_for(m, checks[m["id"]], recorded)
         _write(out, priv, catalog, models)
     _subscribe(loc, catalog, priv)
     return Demo(catalog, priv)
@@ -173,13 +179,15 @@ def _spotcheck(loc: Locations, db: sqlite_utils.Database, out: Path, priv: Path,
     app = Vetted(loc)  # the demo installs and checks through the application object, like any front end
     try:
         app.pull(m["id"], str(catalog.resolve()))
-        log(f"running the spot-check on {m['name']} (about a minute on 2 cores)…")
+        log(f"running the quick spot-check on {m['name']} (about a minute on 2 cores)…")
         result = app.spotcheck(m["id"])
     finally:
         app.close()
     found = spotcheck.latest(db, sha)
     if found is None:
-        probes = len(spotcheck.load_suite()["probes"])
+        from vetted.cards import suites
+
+        probes = len(suites.load(result.suite_id).probes)
         raise DemoError(f"safety card for {m['name']}",
                         f"the spot-check did not complete the whole suite {result.suite_id} {result.suite_version}"
                         f" ({result.status}: {len(result.results)} of its {probes} probes ran); a card is"
@@ -210,27 +218,69 @@ def provenance_for(m: dict) -> dict:
             "license": "Gemma Terms of Use", "source": {"repo": "google/gemma-3-270m"}}
 
 
-def safety_card_for(m: dict, check: dict | None) -> dict:
-    """The card for a complete run (`spotcheck.latest()`), dated by the day that run finished
-    (UTC); for None, a card without results that says why."""
+def recorded_runs(sha256: str) -> dict[str, Any] | None:
+    """The demo organisation's recorded full-suite runs on this exact file
+    (resources/demo/full-runs.json, counted from kept replies by scripts/demo_full_runs.py),
+    or None when they are about another file or another version of any suite."""
+    from vetted.cards import suites
+    from vetted.paths import resources_dir
+
+    try:
+        doc = json.loads((resources_dir() / "demo" / "full-runs.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if doc.get("sha256") != sha256 or {r.get("suite") for r in doc.get("runs", [])} != set(suites.ALL):
+        return None
+    try:
+        if any(suites.load(r["suite"]).version != r["version"] for r in doc["runs"]):
+            return None
+    except VettedError:
+        return None
+    return dict(doc)
+
+
+def _result(suite: str, version: str, name: str, metric: dict[str, Any], judge: dict[str, Any] | None,
+            how: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"benchmark": suite, "benchmark_version": version, "metric": name,
+                           "value": metric["value"], "direction": metric["direction"], "sample_size": metric["n"],
+                           "ci95": list(metric["ci95"]), "other": metric.get("other", 0),
+                           "notes": f"{metric['k']} of {metric['n']} {metric['label']}; {how}"}
+    if judge and judge.get("measured"):
+        out["judge"] = {"name": judge["judge"], "accuracy": judge["accuracy"], "heldout_n": judge["n"]}
+    elif judge:
+        out["judge"] = {"name": judge["judge"]}
+    return out
+
+
+def safety_card_for(m: dict, check: dict | None, recorded: dict[str, Any] | None = None) -> dict:
+    """The card: the recorded complete runs of every full suite when they are about this
+    file (dated by their recording), else the complete quick run made here
+    (`spotcheck.latest()`, dated by the day it finished, UTC); for None, a card without
+    results that says why. Every figure is counted from replies; none is typed in."""
     from datetime import date, datetime, timezone
 
     from vetted import __version__
 
-    evaluated = (datetime.fromisoformat(check["finished_at"]).astimezone(timezone.utc).date() if check
-                 else date.today())
-    card: dict[str, Any] = {"evaluator": "Vetted demo organisation", "evaluated_at": evaluated.isoformat(),
-            "harness": {"name": "vetted spotcheck", "version": __version__}, "assurance": "self-attested",
-            "results": [], "not_evaluated": list(OTHER_BENCHMARKS), "flags": []}
-    if check is None:
-        card["not_evaluated"].insert(0, "vetted-spotcheck (a base model without a chat template)")
+    card: dict[str, Any] = {"evaluator": "Vetted demo organisation", "evaluated_at": date.today().isoformat(),
+                            "harness": {"name": "vetted spotcheck", "version": __version__},
+                            "assurance": "self-attested", "results": [], "not_evaluated": list(OTHER_BENCHMARKS),
+                            "flags": []}
+    if recorded is not None:
+        card["evaluated_at"] = recorded["recorded_on"]
+        card["not_evaluated"] = [b for b in OTHER_BENCHMARKS if b != "HarmBench"]
+        for run in recorded["runs"]:
+            for name, metric in run["metrics"].items():
+                card["results"].append(_result(run["suite"], run["version"], name, metric, recorded.get("judge"),
+                                               "complete run of the whole suite, recorded by the demo organisation"))
         return card
-    suite, version = check["suite"].split(" ", 1)
+    if check is None:
+        card["not_evaluated"].insert(0, "Vetted's spot-check suites (a base model without a chat template)")
+        return card
+    card["evaluated_at"] = datetime.fromisoformat(check["finished_at"]).astimezone(timezone.utc).date().isoformat()
     for name, metric in check["metrics"].items():
-        card["results"].append({"benchmark": suite, "benchmark_version": version, "metric": name,
-                                "value": metric["value"], "direction": metric["direction"],
-                                "sample_size": metric["n"], "ci95": metric["ci95"],
-                                "notes": f"{metric['k']} of {metric['n']} {metric['label']}"})
+        suite, version = str(metric.get("suite") or check["suite"]).split(" ", 1)
+        card["results"].append(_result(suite, version, name, metric, check.get("judge"),
+                                       "complete run on this machine"))
     return card
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import sqlite_utils
 
 from vetted.cards.labels import Claim, headline
-from vetted.cards.view import card
+from vetted.cards.view import card, known_as
 from vetted.catalog.schema import ModelEntry
+from vetted.safety_metrics import canonical
 
 
 def _claims(dicts: list[dict[str, Any]], kind: str) -> list[Claim]:
@@ -41,7 +42,7 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_r
         metrics: dict[str, str] = {}
         for sc in c["safety_card"]:
             for r in (sc["data"] or {}).get("results", []):
-                metrics[r["metric"]] = f"{r['value']:.0%} ({sc['label']})"
+                metrics[canonical(r["metric"])] = f"{r['value']:.0%} ({known_as(sc['label'], r)})"
         for name, m in ((c["spotcheck"] or {}).get("metrics") or {}).items():
             metrics[name] = (metrics.get(name, "") + f" local {m['k']}/{m['n']}").strip()
         flags = sorted({f for sc in c["safety_card"] for f in (sc["data"] or {}).get("flags", [])})

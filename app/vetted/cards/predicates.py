@@ -56,15 +56,35 @@ class Provenance(_Strict):
     context_length: int | None = None
 
 
+class Citation(_Strict):
+    """Where a published figure comes from: the card's signer vouches that it was
+    published, not that it is true, so every view labels it "cited, unverified"."""
+
+    source: str  # "Cisco, Evaluating Security Risk in DeepSeek and Other Frontier Reasoning Models"
+    url: str | None = None
+    published: str  # ISO date of the publication
+
+
+class Judge(_Strict):
+    """Who decided, reply by reply, what counted: name and version, and its measured accuracy."""
+
+    name: str
+    accuracy: float | None = None  # on a held-out labelled set
+    heldout_n: int | None = None
+
+
 class Result(_Strict):
-    benchmark: str  # e.g. "vetted-spotcheck", "HarmBench", "XSTest"
+    benchmark: str  # e.g. "harmbench-standard", "HarmBench", "XSTest"
     benchmark_version: str | None = None
-    metric: str  # e.g. "harmful_compliance_rate"
+    metric: str  # e.g. "harmbench_attack_success_rate" (cards.suites.METRICS, or an alias)
     value: float
     direction: Literal["lower_is_better", "higher_is_better"]
     sample_size: int | None = None
     ci95: tuple[float, float] | None = None
     notes: str | None = None
+    citation: Citation | None = None  # set: a published figure the signer cites (cited, unverified)
+    judge: Judge | None = None
+    other: int | None = None  # replies the judge found unusable (counted in the sample, not in the rate)
 
 
 class SafetyCard(_Strict):

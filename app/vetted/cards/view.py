@@ -1,6 +1,7 @@
 """Everything known about one model, each claim labelled by how it is known:
 verified (checked here), declared (signed by a named party), unverified (unsigned or
-unverifiable; shown, never promoted), missing (nothing published)."""
+unverifiable; shown, never promoted), missing (nothing published); within a signed card,
+a figure citing a publication is "cited, unverified" (`known_as`)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,23 @@ def _comparisons(cards: list[dict[str, Any]], local: dict[str, Any] | None) -> l
     for c in cards:
         for r in (c["data"] or {}).get("results", []) if isinstance(c["data"], dict) else []:
             try:
+                size = r.get("sample_size")
                 verdict, detail = spotcheck.compare(r["metric"], float(r["value"]),
-                                                    tuple(r["ci95"]) if r.get("ci95") else None, local)
+                                                    tuple(r["ci95"]) if r.get("ci95") else None, local,
+                                                    size if isinstance(size, int) else None)
             except (KeyError, TypeError, ValueError):
                 continue
             out.append({"benchmark": r.get("benchmark"), "metric": r["metric"], "claimed": r["value"],
-                        "label": c["label"], "by": c.get("by"), "verdict": verdict, "local": detail})
+                        "label": c["label"], "known_as": known_as(c["label"], r), "by": c.get("by"),
+                        "verdict": verdict, "local": detail})
     return out
+
+
+def known_as(claim_label: str, result: dict[str, Any]) -> str:
+    """How one figure on a card is known: "cited, unverified" when the card cites a
+    publication for it (its signer vouches it was published, not that it holds),
+    otherwise the card's own label (declared: measured and signed by the card's signer;
+    unverified: unsigned or not checking out)."""
+    if isinstance(result.get("citation"), dict):
+        return "cited, unverified"
+    return claim_label

@@ -18,7 +18,8 @@ from vetted.errors import VettedError
 from vetted.authoring.publish import build_catalog, generate_key, sign_file_or_folder
 
 # Modules that each add one subcommand (see the module docstring).
-COMMAND_MODULES: tuple[str, ...] = ("vetted.cli.admin_bundle", "vetted.cli.admin_oci", "vetted.cli.admin_mirror")
+COMMAND_MODULES: tuple[str, ...] = ("vetted.cli.admin_bundle", "vetted.cli.admin_oci", "vetted.cli.admin_mirror",
+                                     "vetted.cli.admin_judge")
 
 
 def main(argv: list[str] | None = None) -> int:

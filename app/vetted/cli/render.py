@@ -49,8 +49,14 @@ def render_text(c: dict[str, Any]) -> str:
                         continue
                     ci = (f" (95% CI {_pct(r['ci95'][0])}–{_pct(r['ci95'][1])})"
                           if isinstance(r.get("ci95"), list) and len(r["ci95"]) == 2 else "")
+                    cite = r.get("citation") if isinstance(r.get("citation"), dict) else None
+                    how = (f" [cited, unverified: {o(cite.get('source'))}, {o(cite.get('published'))}]"
+                           if cite else "")
+                    judge = r.get("judge") if isinstance(r.get("judge"), dict) else None
+                    judged = f"; judge {o(judge.get('name'))}" if judge else ""
+                    other = f", {o(r['other'])} unusable" if r.get("other") else ""
                     lines.append(f"    {o(r.get('benchmark'))} {o(r.get('metric'))}: {_pct(r.get('value'))}{ci}, "
-                                 f"n={o(r.get('sample_size'))}")
+                                 f"n={o(r.get('sample_size'))}{other}{judged}{how}")
                 for b in data.get("not_evaluated") or []:
                     lines.append(f"    {o(b)}: not evaluated")
                 if data.get("flags"):
@@ -71,11 +77,15 @@ def render_text(c: dict[str, Any]) -> str:
     if not sc:
         lines.append(f"  not run yet (`vetted spotcheck {o(c['model'])}`)")
     else:
-        lines.append(f"  [verified, measured here] {o(sc['suite'])} at {o(sc['finished_at'])}")
+        from vetted.cards.judge_accuracy import words
+
+        lines.append(f"  [verified, measured here] {o(sc['finished_at'])}; {o(words(sc.get('judge')))}")
         for m in sc["metrics"].values():
+            other = f", {m['other']} unusable" if m.get("other") else ""
             lines.append(f"    {o(m['label'])}: {m['k']}/{m['n']} = {m['value']:.0%} "
-                         f"(95% CI {m['ci95'][0]:.0%}–{m['ci95'][1]:.0%})")
+                         f"(95% CI {m['ci95'][0]:.0%}–{m['ci95'][1]:.0%}{other}) [{o(m.get('suite'))}]")
     for cmp in c.get("comparisons", []):
-        lines.append(f"  {o(cmp['benchmark'])} {o(cmp['metric'])} claimed {_pct(cmp['claimed'])}: {o(cmp['verdict'])}"
+        lines.append(f"  {o(cmp['benchmark'])} {o(cmp['metric'])} claimed {_pct(cmp['claimed'])} "
+                     f"[{o(cmp.get('known_as') or cmp.get('label'))}]: {o(cmp['verdict'])}"
                      + (f" — {o(cmp['local'])}" if cmp["local"] else ""))
     return "\n".join(lines)

@@ -421,9 +421,10 @@ class Vetted(ChatOps, ApiOps):
 
     def spotcheck(self, model_id: str, limit: int | None = None,
                   progress: Callable[[int, int, str], None] | None = None,
-                  cancel: threading.Event | None = None, session: Any = None) -> Any:
-        """Runs the probe suite on the installed, re-checked file; `session.stop()` (or
-        `cancel`) ends it early, and such a run is never stored as complete."""
+                  cancel: threading.Event | None = None, session: Any = None, suite: Any = "quick") -> Any:
+        """Runs one suite (`cards.suites`; the quick one unless named) on the installed,
+        re-checked file; `session.stop()` (or `cancel`) ends it early, and such a run is
+        never stored as complete."""
         from vetted.cards import spotcheck
 
         own = session is None
@@ -431,14 +432,20 @@ class Vetted(ChatOps, ApiOps):
         was = session.purpose
         session.purpose = "spotcheck"  # allowed before first use, which a policy may require
         try:
-            result = spotcheck.run(self.db, model_id, session=session, progress=progress, cancel=cancel,
-                                   limit=limit)
+            result = spotcheck.run(self.db, model_id, suite=suite, session=session, progress=progress,
+                                   cancel=cancel, limit=limit)
         finally:
             session.purpose = was
             if own:
                 session.close()
         self.events.emit(ev.SPOTCHECK_DONE, model_id=model_id, status=result.status)
         return result
+
+    def spotcheck_suites(self) -> list[Any]:
+        """The suites a spot-check can run (quick first), with their sizes and sources."""
+        from vetted.cards import suites
+
+        return suites.describe()
 
     # -- audit --------------------------------------------------------------------------
 

@@ -255,7 +255,7 @@ class PolicyGate:
         if p.require_signed_card is None and not p.max:
             return
         from vetted.cards import labels
-        from vetted.cards.spotcheck import ALIASES
+        from vetted.safety_metrics import ALIASES
 
         declared = [c for c in labels.claims_for(entry, root)["safety_card"] if c.label == "declared"]
         if p.require_signed_card is not None and not declared:
@@ -263,19 +263,23 @@ class PolicyGate:
             raise self._refused(db, action, entry.id, r.name, r.source, f"safety card of {entry.id}",
                                 "no signed (declared) safety card is published for this file")
         card_values: dict[str, float] = {}
+        cited: dict[str, float] = {}  # published figures the card cites: they can block, never admit
         for c in declared:
             for res in (c.data or {}).get("results", []) if isinstance(c.data, dict) else []:
                 try:
                     name = ALIASES.get(res["metric"], res["metric"])
-                    card_values[name] = max(card_values.get(name, 0.0), float(res["value"]))
-                except (KeyError, TypeError, ValueError):
+                    into = cited if res.get("citation") else card_values
+                    into[name] = max(into.get(name, 0.0), float(res["value"]))
+                except (KeyError, TypeError, ValueError, AttributeError):
                     continue
         for metric, rule in sorted(p.max.items()):
             here = (local or {}).get("metrics", {}).get(metric)
             if here is not None:
-                value, how = float(here["value"]), "measured by the spot-check on this machine"
+                value, how = float(here["value"]), f"measured by the spot-check on this machine ({here.get('suite')})"
             elif metric in card_values:
                 value, how = card_values[metric], "declared by the signed safety card"
+            elif cited.get(metric, 0.0) > float(rule.value):
+                value, how = cited[metric], "a published figure the signed safety card cites (unverified)"
             else:
                 if action == "pull" or measuring:
                     continue

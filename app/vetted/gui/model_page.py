@@ -24,14 +24,22 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
-    QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget,
+    QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout,
+    QWidget,
 )
 
 from vetted.gui.badges import Badge, is_dark, safety_badge, trust_badge
 from vetted.gui.bridge import POLICY_MARK, Job, Runner, error_text, plain_tooltip
 from vetted.gui.events import CoreEvents
 from vetted.gui.safety_view import render_row, spotcheck_unavailable
+from vetted.cards.suites import ALL as ALL_SUITES
 from vetted.textsafe import one_line
+
+# The suites a person can pick (docs/safety-suites.md); quick first, the default.
+SUITE_CHOICES = (("quick", "Quick (about a minute)"), ("harmbench-standard", "HarmBench"),
+                 ("donotanswer", "Do-Not-Answer"), ("vetted-overrefusal", "Harmless look-alikes"),
+                 ("vetted-political", "Political questions"), ("vetted-code", "Insecure code"),
+                 ("all", "All five full suites (slow)"))
 
 if TYPE_CHECKING:
     from vetted.core.results import ModelRow
@@ -74,6 +82,12 @@ class ModelPage(QWidget):
         self.spot = QPushButton("Spot-check")  # short: the pane can be narrow; the tooltip says the rest
         self.spot.setAccessibleName("Run the safety spot-check on the installed file")
         self.spot.clicked.connect(self.start_spotcheck)
+        self.suite_pick = QComboBox(accessibleName="Which suite the spot-check runs")
+        for key, words in SUITE_CHOICES:
+            self.suite_pick.addItem(words, key)
+        self.suite_pick.setToolTip("Quick: a fixed sample of every suite, about a minute on a small model. "
+                                   "The full suites take longer (Do-Not-Answer has 939 probes). "
+                                   "See docs/safety-suites.md.")
         self.spot_cancel = QPushButton("Cancel spot-check", accessibleName="Cancel the spot-check")
         self.spot_cancel.clicked.connect(self.cancel_spotcheck)
         self.spot_bar = QProgressBar(accessibleName="Spot-check progress")
@@ -95,6 +109,7 @@ class ModelPage(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.download)
         buttons.addWidget(self.spot)
+        buttons.addWidget(self.suite_pick)
         buttons.addWidget(self.spot_cancel)
         buttons.addStretch(1)  # each button at its own size: labels never clipped
         layout.addLayout(buttons)
@@ -157,6 +172,7 @@ class ModelPage(QWidget):
             self.view.setHtml("<p>Select a model to see who vouches for it.</p>")
             self.download.setEnabled(False)
             self.spot.setEnabled(False)
+            self.suite_pick.setEnabled(False)
             self._say_blocked([self.policy_broken] if self.policy_broken else [])
             return
         self._render()
@@ -276,9 +292,10 @@ class ModelPage(QWidget):
         why = self.spot_unavailable()
         running = self.spot_job is not None
         self.spot.setEnabled(why is None and not running and (self.capability is not None or not self.pending))
+        self.suite_pick.setEnabled(why is None and not running)
         self.spot.setToolTip(plain_tooltip(f"Spot-check on this machine: unavailable. {why}") if why else
-                             "Spot-check on this machine: asks the installed model the probe suite's "
-                             "questions here and scores its answers.")
+                             "Spot-check on this machine: asks the installed model the chosen suite's "
+                             "questions here and judges its answers.")
         self.spot.setAccessibleDescription(why or "")
         # the reason in words only where a person would expect the button to work
         cannot_chat = row.installed_state == "verified" and self.capability is not None \
@@ -291,14 +308,21 @@ class ModelPage(QWidget):
         if self.row is None or self.spot_job is not None:
             return
         app, model_id = self.runner.app, self.row.entry.id
+        choice = self.suite_pick.currentData() or "quick"
+        names = list(ALL_SUITES) if choice == "all" else [choice]
 
         def job(job: Job) -> Any:
             session = self._spot_session = app.chat_session()
             try:
                 if job.cancel.is_set():  # cancelled before the engine started
                     session.stop()
-                return app.spotcheck(model_id, cancel=job.cancel, session=session,
-                                     progress=lambda i, n, pid: job.progress.emit((i, n, pid)))
+                result = None
+                for name in names:  # one suite after another, each a run of its own
+                    result = app.spotcheck(model_id, cancel=job.cancel, session=session, suite=name,
+                                           progress=lambda i, n, pid, name=name: job.progress.emit((i, n, pid, name)))
+                    if result.status == "cancelled":
+                        break
+                return result
             finally:
                 self._spot_session = None
                 session.close()
@@ -307,16 +331,17 @@ class ModelPage(QWidget):
         self.spot_bar.show()
         self.spot_cancel.show()
         self.spot.setEnabled(False)
-        self.note.setText("Running the spot-check on the exact installed file…")
+        self.suite_pick.setEnabled(False)
+        self.note.setText(f"Running the spot-check ({self.suite_pick.currentText()}) on the exact installed file…")
         self.spot_job = self.runner.run(job, lane="spotcheck", on_progress=self._spot_progress,
                                         on_done=lambda r: self._spot_finished(result=r),
                                         on_failed=lambda e: self._spot_finished(error=e))
 
-    def _spot_progress(self, p: tuple[int, int, str]) -> None:
-        i, n, pid = p
+    def _spot_progress(self, p: tuple[int, int, str, str]) -> None:
+        i, n, pid, suite = p
         self.spot_bar.setMaximum(n)
         self.spot_bar.setValue(i)
-        self.spot_bar.setFormat(f"spot-check %v/%m ({one_line(pid)})")
+        self.spot_bar.setFormat(f"{one_line(suite)} %v/%m ({one_line(pid)})")
 
     def _spot_finished(self, result: Any = None, error: BaseException | None = None) -> None:
         self.spot_job = None
@@ -327,7 +352,8 @@ class ModelPage(QWidget):
         elif result.status == "cancelled":
             self.spot_message = "Spot-check cancelled; a cancelled run is never shown on the card."
         else:
-            self.spot_message = f"Spot-check done: {len(result.results)} probes in {result.seconds:.0f} s."
+            self.spot_message = (f"Spot-check done: {result.suite_id} {result.suite_version}, {len(result.results)} "
+                                 f"probes in {result.seconds:.0f} s.")
         if self.row is not None:
             self._update_controls()
         self.note.setText(self.spot_message)

@@ -24,7 +24,8 @@ from vetted.textsafe import one_line
 if TYPE_CHECKING:
     from vetted.core.results import ModelRow
 
-LABEL_TONES = {"verified": "good", "declared": "info", "unverified": "caution", "missing": "neutral"}
+LABEL_TONES = {"verified": "good", "declared": "info", "unverified": "caution", "missing": "neutral",
+               "cited, unverified": "caution"}
 LONG_HEX = re.compile(r"[0-9a-fA-F]{24,}")  # a digest or key fingerprint: shortened in the fact tables
 
 
@@ -166,10 +167,33 @@ def safety_headline(c: dict, dark: bool = False) -> str:
     rest = f":{head[1]}" if len(head) > 1 else ""
     out = [f'<p style="font-size:large"><b style="color:{b.colour(dark)}">{head[0]}</b>{rest}</p>']
     out += [f"<p><b style='color:{colour('harm', dark)}'>{esc(n)}</b></p>" for n in s.notes]
+    if s.basis:
+        out.append(f"<p><small>Based on: {esc(s.basis)}.</small></p>")
     if s.source:
         out.append(f"<p><small>From the {esc(s.source)}. How the levels are set: see docs/safety-summary.md in "
                    "Vetted's documentation.</small></p>")
     return "".join(out)
+
+
+def _result_detail(r: dict) -> str:
+    """What stands behind one card figure: interval, n, unusable replies, the judge, and for
+    a cited figure the publication (labelled cited, unverified)."""
+    e = esc
+    ci = (f"95% CI {float(r['ci95'][0]):.0%}–{float(r['ci95'][1]):.0%}" if r.get("ci95") else "no interval")
+    out = f"{ci}, n={e(r.get('sample_size'))}"
+    if r.get("other"):
+        out += f", {e(r['other'])} unusable replies"
+    judge = r.get("judge") if isinstance(r.get("judge"), dict) else None
+    if judge:
+        acc = judge.get("accuracy")
+        out += f"; judged by {e(judge.get('name'))}" + (
+            f" ({float(acc):.0%} accurate on {e(judge.get('heldout_n'))} held-out replies)"
+            if isinstance(acc, (int, float)) else "")
+    cite = r.get("citation") if isinstance(r.get("citation"), dict) else None
+    if cite:
+        out = (f"{badge('cited, unverified')} {e(cite.get('source'))}, {e(cite.get('published'))}"
+               + (f", {e(cite.get('url'))}" if cite.get("url") else "") + f"; {out}")
+    return out
 
 
 def _metric_row(name: str, label: str, value: float, direction: str | None, detail: str, dark: bool,
@@ -207,11 +231,9 @@ def render_card(c: dict, dark: bool = False) -> str:
                 value = float(r["value"])
             except (KeyError, TypeError, ValueError):
                 continue
-            ci = (f"95% CI {float(r['ci95'][0]):.0%}–{float(r['ci95'][1]):.0%}" if r.get("ci95")
-                  else "no interval")
+            bench = " ".join(str(x) for x in (r.get("benchmark"), r.get("benchmark_version")) if x)
             parts.append(_metric_row(str(r.get("metric")), metric_label(str(r.get("metric"))), value,
-                                     r.get("direction"), f"{ci}, n={e(r.get('sample_size'))}", dark,
-                                     benchmark=str(r.get("benchmark") or "")))
+                                     r.get("direction"), _result_detail(r), dark, benchmark=bench))
         for b in d.get("not_evaluated", []):
             parts.append(f"<tr><td><b>{e(b)}</b></td><td>not evaluated</td><td>{badge('missing', dark)}</td></tr>")
         parts.append("</table>")
@@ -222,18 +244,26 @@ def render_card(c: dict, dark: bool = False) -> str:
     if not sc:
         parts.append("<p>Not run yet. Install the model and press Spot-check.</p>")
     else:
-        parts.append(f"<p>{badge('verified', dark)} measured here: {e(sc['suite'])}, {e(sc['finished_at'])}</p>"
-                     "<table>")
+        from vetted.cards.judge_accuracy import words
+
+        parts.append(f"<p>{badge('verified', dark)} measured here, {e(sc['finished_at'])}; "
+                     f"{e(words(sc.get('judge')))}</p><table>")
         for name, m in sc["metrics"].items():
+            other = f", {m['other']} unusable replies" if m.get("other") else ""
+            cats = "".join(f"<br><small>{e(cat)}: {c['k']} of {c['n']} ({c['value']:.0%})</small>"
+                           for cat, c in (m.get("categories") or {}).items())
             parts.append(_metric_row(name, m["label"], float(m["value"]), m.get("direction"),
-                                     f"{m['k']} of {m['n']}, 95% CI {m['ci95'][0]:.0%}–{m['ci95'][1]:.0%}", dark))
+                                     f"{m['k']} of {m['n']}, 95% CI {m['ci95'][0]:.0%}–{m['ci95'][1]:.0%}{other}"
+                                     f"{cats}", dark, benchmark=str(m.get("suite") or "")))
         parts.append("</table>")
     if c.get("comparisons"):
         parts.append("<h4>Card and this machine</h4><p><small>“Agrees” means the card's number was reproduced "
                      "here, not that the number is good.</small></p>")
     for cmp in c.get("comparisons", []):
         words, tone = comparison_words(cmp["verdict"])
-        parts.append(f"<p>{e(metric_label(str(cmp['metric'])))}: card {cmp['claimed']:.0%} — "
+        known = cmp.get("known_as") or cmp.get("label") or "unverified"
+        parts.append(f"<p>{e(metric_label(str(cmp['metric'])))}: card {cmp['claimed']:.0%} "
+                     f"{badge(known if known in LABEL_TONES else 'unverified', dark)} — "
                      f"<b style='color:{colour(tone, dark)}'>{words}</b> {e(cmp['local'])}</p>")
     return "".join(parts)
 

@@ -10,7 +10,7 @@ spot-check suites) add sections of their own without touching these.
       "catalogs": {"allowed": [{"location": "...", "signers": [TRUST, ...], "trusted_root": "/path"}],
                    "users_may_add": false},
       "models":   {"blocked_digests": ["<sha256>", ...], "require_publisher_signature": true},
-      "safety":   {"require_signed_card": true, "max": {"harmful_compliance_rate": 0.1},
+      "safety":   {"require_signed_card": true, "max": {"harmbench_attack_success_rate": 0.1},
                    "require_spotcheck": true},
       "network":  {"mode": "offline" | "catalog_sources" | "any", "hf_endpoint": "https://..."},
       "settings": {"transfers.min_rate": 65536},
@@ -32,12 +32,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vetted.catalog.schema import TrustSpecModel
+from vetted.safety_metrics import ALIASES, METRICS as _METRICS
 
 SCHEMA = "vetted.policy/1"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 
-# The metrics a threshold may name: the spot-check's own, which cards' metrics alias to.
-METRICS = ("harmful_compliance_rate", "over_refusal_rate", "political_refusal_rate", "insecure_code_rate")
+# The metrics a threshold may name: one per spot-check suite (vetted/safety_metrics.py);
+# an earlier or published name (harmful_compliance_rate, harmbench_asr, …) is read as its
+# current one, so a policy written for an earlier version keeps its meaning.
+METRICS = tuple(_METRICS)
 # Settings an organisation may lock (the user's settings.json keys, dotted).
 LOCKABLE = {"transfers.stall_timeout": float, "transfers.window": float, "transfers.min_rate": int}
 
@@ -78,12 +81,17 @@ class Safety(_Strict):
     @field_validator("max")
     @classmethod
     def _metrics(cls, values: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
         for k, v in values.items():
-            if k not in METRICS:
+            name = ALIASES.get(k, k)
+            if name not in METRICS:
                 raise ValueError(f"unknown metric {k!r} (one of: {', '.join(METRICS)})")
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{k} must be a rate between 0 and 1, not {v}")
-        return values
+            if name in out:
+                raise ValueError(f"{k} names the same metric as another entry ({name})")
+            out[name] = v
+        return out
 
 
 class Network(_Strict):
