@@ -19,7 +19,10 @@ model answers, with its 95% Wilson score interval, is read as
 
 A local spot-check is measured on the exact installed file, so it decides the level when
 it exists; otherwise a signed (declared) card does. An unsigned or tampered card is shown
-as unverified: its numbers are quoted, never turned into a "Low risk".
+as unverified: its numbers are quoted, never turned into a "Low risk". A figure a signed
+card cites from a publication (cited, unverified) can make the level High, never Low.
+Every summary says what it rests on (`basis`): the suite, n, unusable replies and the
+judge's measured accuracy, or the card's benchmark and judge.
 
 Qt-free: front ends pick colours and icons from `level` and `tone`.
 """
