@@ -231,15 +231,17 @@ def _record_run(loc, cat: Path, harmful: float) -> None:
     sha = json.loads(cat.read_text())["models"][0]["files"][0]["sha256"]
     hb = [p for p in suite.probes if p.suite == "harmbench-standard"]
     answered = {p.id for p in hb[: round(harmful * len(hb))]}
-    results = [ProbeResult(p.id, p.kind, p.category, "", "complied" if p.id in answered else "refused", "", [], 0,
-                           p.suite) for p in suite.probes]
+    # the replies are what counts: `latest()` labels them again with the judge as it is now
+    results = [ProbeResult(p.id, p.kind, p.category, "Sure, here is how you do that, step by step." if p.id in answered
+                           else "I can't help with that.", "", [], 0, p.suite) for p in suite.probes]
     metrics = score(results, suite.name)
     con = sqlite3.connect(loc.database)
     con.execute("INSERT INTO spotchecks (sha256, model_id, suite_id, suite_version, started_at, finished_at, status,"
                 " metrics, results, settings) VALUES (?, 'm', ?, ?, '2026-11-23T00:00:00+00:00',"
                 " '2026-11-23T00:01:00+00:00', 'complete', ?, ?, ?)",
                 [sha, suite.id, suite.version, json.dumps({k: asdict(v) for k, v in metrics.items()}),
-                 json.dumps([asdict(r) for r in results]), json.dumps(suites.GENERATION)])
+                 json.dumps([asdict(r) for r in results]),
+                 json.dumps({**suites.GENERATION, "max_tokens": suites.MAX_TOKENS})])
     con.commit()
     con.close()
 

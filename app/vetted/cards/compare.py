@@ -39,10 +39,7 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_r
         for b in pdata.get("base_models", []):
             teachers = f" from {', '.join(b['teachers'])}" if b.get("teachers") else ""
             bases.append(f"{b['name']} [{b['relation']}{teachers}]")
-        metrics: dict[str, str] = {}
-        for sc in c["safety_card"]:
-            for r in (sc["data"] or {}).get("results", []):
-                metrics[canonical(r["metric"])] = f"{r['value']:.0%} ({known_as(sc['label'], r)})"
+        metrics = _card_cells(c["safety_card"])
         for name, m in ((c["spotcheck"] or {}).get("metrics") or {}).items():
             metrics[name] = (metrics.get(name, "") + f" local {m['k']}/{m['n']}").strip()
         flags = sorted({f for sc in c["safety_card"] for f in (sc["data"] or {}).get("flags", [])})
@@ -58,6 +55,34 @@ def compare_rows(entries: list[ModelEntry], db: sqlite_utils.Database, trusted_r
             "metrics": metrics,
         })
     return rows
+
+
+_RANK = {"declared": 0, "cited, unverified": 1, "unverified": 2}
+
+
+def _card_cells(claims: list[dict[str, Any]]) -> dict[str, str]:
+    """One cell per metric (aliases folded together): the strongest label's worst figure,
+    so an unsigned 1% never hides a signed 90%; results that are not a named metric with a
+    rate are left out (an unsigned card can hold anything)."""
+    best: dict[str, tuple[int, float, str]] = {}
+    for sc in claims:
+        raw = sc.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        for r in data.get("results") or []:
+            if not isinstance(r, dict) or not isinstance(r.get("metric"), str):
+                continue
+            try:
+                value = float(r["value"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not 0.0 <= value <= 1.0:
+                continue
+            how = known_as(sc["label"], r)
+            name, rank = canonical(r["metric"]), _RANK.get(how, 3)
+            held = best.get(name)
+            if held is None or rank < held[0] or (rank == held[0] and value > held[1]):
+                best[name] = (rank, value, how)
+    return {name: f"{value:.0%} ({how})" for name, (_, value, how) in best.items()}
 
 
 FIELDS = ["publisher", "license", "state", "signer", "provenance", "safety_card", "base", "flags", "consistency"]

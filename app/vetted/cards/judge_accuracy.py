@@ -54,7 +54,9 @@ def summary() -> dict[str, Any]:
     if not held or s.get("judge") != f"{JUDGE_ID} {JUDGE_VERSION}":
         return {"judge": f"{JUDGE_ID} {JUDGE_VERSION}", "measured": False}
     labels = held.get("labels", {})
+    models = [m.split(" (")[0] for m in (s.get("heldout_by_model") or {})]
     return {"judge": s["judge"], "measured": True, "n": held["n"], "accuracy": held["accuracy"],
+            "replies_of": ", ".join(models),
             "complied": {k: labels["complied"][k] for k in ("precision", "recall")},
             "refused": {k: labels["refused"][k] for k in ("precision", "recall")}}
 
@@ -64,4 +66,5 @@ def words(s: dict[str, Any] | None = None) -> str:
     s = s if s is not None else summary()
     if not s.get("measured"):
         return f"judged by {s.get('judge', JUDGE_ID)} (accuracy not measured)"
-    return f"judged by {s['judge']}: {s['accuracy']:.0%} accurate on {s['n']} held-out labelled replies"
+    of = f" of {s['replies_of']}" if s.get("replies_of") else ""
+    return f"judged by {s['judge']}: {s['accuracy']:.0%} accurate on {s['n']} held-out labelled replies{of}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROVENANCE_V1 = "https://vetted.dev/attestations/provenance/v1"
 SAFETY_CARD_V1 = "https://vetted.dev/attestations/safety-card/v1"
@@ -77,14 +77,21 @@ class Result(_Strict):
     benchmark: str  # e.g. "harmbench-standard", "HarmBench", "XSTest"
     benchmark_version: str | None = None
     metric: str  # e.g. "harmbench_attack_success_rate" (cards.suites.METRICS, or an alias)
-    value: float
+    value: float = Field(ge=0.0, le=1.0)  # a rate
     direction: Literal["lower_is_better", "higher_is_better"]
-    sample_size: int | None = None
+    sample_size: int | None = Field(default=None, ge=1)
     ci95: tuple[float, float] | None = None
     notes: str | None = None
     citation: Citation | None = None  # set: a published figure the signer cites (cited, unverified)
     judge: Judge | None = None
-    other: int | None = None  # replies the judge found unusable (counted in the sample, not in the rate)
+    other: int | None = Field(default=None, ge=0)  # replies the judge found unusable (in the sample, not the rate)
+
+    @field_validator("ci95")
+    @classmethod
+    def _interval(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0.0 <= v[0] <= v[1] <= 1.0:
+            raise ValueError(f"ci95 {list(v)} is not an interval within [0, 1]")
+        return v
 
 
 class SafetyCard(_Strict):

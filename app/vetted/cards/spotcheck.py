@@ -144,8 +144,7 @@ def run(db: sqlite_utils.Database, model_id: str, suite: str | Suite = suites.QU
     sha = model.files[0].sha256
     conv = Conversation(0, "spot-check", model_id, "", {"n_ctx": gen["n_ctx"], "seed": gen["seed"]}, "", "")
     probes = list(chosen.probes[:limit] if limit else chosen.probes)
-    covers = whole is not None and [p.id for p in probes] == whole.probe_ids() and \
-        [p.prompt for p in probes] == [p.prompt for p in whole.probes]
+    covers = whole is not None and probes == list(whole.probes)  # ids, suites, kinds, categories, prompts
     status = "complete" if covers else "partial"
     results: list[ProbeResult] = []
     started, t0 = audit.now(), time.perf_counter()
@@ -205,13 +204,55 @@ def _current() -> dict[str, Suite]:
     return out
 
 
+def _settings_current(settings: dict[str, Any]) -> bool:
+    """Was the run made as runs are made now (greedy, the seed, the context, the token caps)?"""
+    return all(settings.get(k) == v for k, v in suites.GENERATION.items()) and \
+        settings.get("max_tokens") == suites.MAX_TOKENS
+
+
+_rejudged: dict[tuple[str, str, str], dict[str, Metric]] = {}
+
+
+def _measured(results_json: str, suite: Suite) -> dict[str, Metric] | None:
+    """The row's metrics, recomputed from its kept replies: each probe's suite, kind and
+    category from the current suite (never from the row), each reply labelled by the judge
+    as it is now. None when the replies are not the suite's probes, in order."""
+    import hashlib
+
+    stored = json.loads(results_json)
+    if not isinstance(stored, list) or [r.get("id") if isinstance(r, dict) else None for r in stored] \
+            != suite.probe_ids():
+        return None
+    # remembered by what was judged (the kept replies, the suite, the judge), never by row id:
+    # row ids repeat across databases
+    key = (hashlib.sha256(results_json.encode()).hexdigest(), f"{suite.name} {suite.content_digest()}",
+           f"{JUDGE_ID} {JUDGE_VERSION}")
+    if key not in _rejudged:
+        results = []
+        for p, r in zip(suite.probes, stored):
+            reply = str(r.get("reply") or "")
+            verdict = judge(p.prompt, reply)
+            insecure = [f.rule for f in insecure_findings(reply)] if p.kind == "code" and verdict.label == COMPLIED \
+                else []
+            results.append(ProbeResult(p.id, p.kind, p.category, reply, verdict.label, verdict.reason, insecure,
+                                       0, p.suite))
+        if len(_rejudged) > 256:
+            _rejudged.clear()
+        _rejudged[key] = score(results, suite.name)
+    return _rejudged[key]
+
+
 def latest(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
     """What is measured here about this file: per metric, the newest complete run of the
     whole current suite that measures it, a full suite before the quick one (more probes,
     the same quantity); None when there is none.
 
-    Partial and cancelled runs, runs of another version, and rows whose probes are not
-    exactly the suite's, in order, are never used."""
+    Partial and cancelled runs, runs of another suite version, runs made with other
+    generation settings or token caps, and rows whose replies are not exactly the suite's
+    probes, in order, are never used. The stored figures are not trusted: each used run's
+    kept replies are labelled again by the current judge against the current suite."""
+    from vetted.cards.judge_accuracy import summary as judge_summary
+
     current = _current()
     rows = list(db.query("SELECT * FROM spotchecks WHERE sha256 = ? AND status = 'complete' ORDER BY id DESC",
                          [sha256]))
@@ -220,22 +261,27 @@ def latest(db: sqlite_utils.Database, sha256: str) -> dict[str, Any] | None:
         s = current.get(r["suite_id"])
         if s is None or s.version != r["suite_version"]:
             continue
-        if [p.get("id") for p in json.loads(r["results"])] != s.probe_ids():
+        try:
+            settings = json.loads(r["settings"])
+            measured = _measured(r["results"], s) if isinstance(settings, dict) and _settings_current(settings) \
+                else None
+        except (ValueError, TypeError, AttributeError):
+            measured = None
+        if measured is None:
             continue
         rank = 1 if s.id == suites.QUICK else 0
-        for name, m in json.loads(r["metrics"]).items():
+        for name, m in measured.items():
             if name not in chosen or rank < chosen[name][0]:
-                chosen[name] = (rank, {**m, "suite": s.name, "finished_at": r["finished_at"]}, r)
+                chosen[name] = (rank, {**asdict(m), "finished_at": r["finished_at"]}, r)
     if not chosen:
         return None
     used = {id(row): row for _, _, row in chosen.values()}.values()
     newest = max(used, key=lambda row: row["finished_at"])
-    from vetted.cards.judge_accuracy import summary as judge_summary
-
+    settings = {**json.loads(newest["settings"]), "judge": f"{JUDGE_ID} {JUDGE_VERSION}"}
     return {"suite": ", ".join(sorted({m["suite"] for _, m, _ in chosen.values()})),
             "finished_at": newest["finished_at"],
             "metrics": {name: m for name, (_, m, _) in sorted(chosen.items())},
-            "settings": json.loads(newest["settings"]), "judge": judge_summary()}
+            "settings": settings, "judge": judge_summary()}
 
 
 def compare(claim_metric: str, claim_value: float, claim_ci: tuple[float, float] | None,

@@ -57,6 +57,7 @@ class Agreement:
 def agree(claim_value: float, claim_ci: tuple[float, float] | None, claim_n: int | None,
           k: int, n: int) -> Agreement:
     lo, hi = wilson(k, n)
+    claim_value = min(1.0, max(0.0, claim_value))  # an unsigned card can say anything; a rate is in [0, 1]
     if claim_n and claim_n > 0:
         ck = round(claim_value * claim_n)
         p = fisher_exact(ck, claim_n - ck, k, n - k)

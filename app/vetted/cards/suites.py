@@ -69,6 +69,24 @@ class Suite:
     def probe_ids(self) -> list[str]:
         return [p.id for p in self.probes]
 
+    def content_digest(self) -> str:
+        """sha256 over what a run depends on: each probe's id, kind, category and prompt."""
+        return content_digest(self.probes)
+
+
+def content_digest(probes: tuple[Probe, ...] | list[Probe]) -> str:
+    return hashlib.sha256(json.dumps([[p.id, p.kind, p.category, p.prompt] for p in probes]).encode()).hexdigest()
+
+
+# The project's own suites, pinned: a version names exactly these probes, so a prompt
+# changed without a new version (an edit, or a tampered installed file) is refused, never
+# measured and compared with runs of the old prompts under the same name.
+OWN_PINS = {
+    ("vetted-overrefusal", "1.0.0"): "d4949ab60d803293adeb15ce712deb868d6a01850d33d9538b6cb355786c3089",
+    ("vetted-political", "1.0.0"): "52792b002accf31ec6a62e2f33f717fe230e84347e70b9a96b7eecd51dc885cb",
+    ("vetted-code", "1.0.0"): "d832589bab9e7439602f7cc655a2a9d56c455837d999ba5257958360872b60fb",
+}
+
 
 # Same settings for every suite: greedy decoding, fixed seed, no repetition penalty, so a
 # run is reproducible on the same build. Token caps: 64 is enough for the judge to see a
@@ -136,7 +154,14 @@ def _own(suite_id: str, path: Path | None = None) -> Suite:
     probes = tuple(Probe(str(p["id"]), suite_id, kind, str(p["category"]), str(p["prompt"])) for p in doc["probes"])
     if len({p.id for p in probes}) != len(probes):
         raise InputError(f"probe suite {path}", "repeats a probe id", "reinstall Vetted")
-    return Suite(suite_id, str(doc["version"]), kind, metric, str(doc["title"]), str(doc["source"]),
+    version = str(doc["version"])
+    found, pinned = content_digest(probes), OWN_PINS.get((suite_id, version))
+    if found != pinned:
+        raise InputError(f"probe suite {path}", f"{suite_id} {version} holds probes with digest {found[:16]}…, "
+                         + (f"not the pinned {pinned[:16]}… of that version" if pinned else "an unknown version"),
+                         "a changed prompt needs a new version (and its pin in cards/suites.py); reinstall "
+                         "Vetted if you did not change it")
+    return Suite(suite_id, version, kind, metric, str(doc["title"]), str(doc["source"]),
                  str(doc["license"]), probes, MAX_TOKENS[kind], description=str(doc.get("description", "")),
                  credit="written for Vetted")
 
@@ -161,7 +186,8 @@ def _quick(parts: dict[str, Suite]) -> Suite:
     for sid, (total, per) in QUICK_DRAW.items():
         probes += stratified(parts[sid].probes, per, total, f"{QUICK_SEED}:{parts[sid].name}")
     # the draw and the versions it draws from are part of the quick suite's version
-    recipe = json.dumps([QUICK_SEED, [[s, parts[s].version, *QUICK_DRAW[s]] for s in QUICK_DRAW]])
+    recipe = json.dumps([QUICK_SEED, [[s, parts[s].version, *QUICK_DRAW[s]] for s in QUICK_DRAW],
+                         content_digest(probes), MAX_TOKENS])
     version = QUICK_VERSION + "+" + hashlib.sha256(recipe.encode()).hexdigest()[:8]
     return Suite(QUICK, version, "mixed", "", "Quick spot-check", "a fixed stratified draw from the five suites",
                  "as its sources", tuple(probes), 0, parts=tuple(QUICK_DRAW),
@@ -214,9 +240,17 @@ class SuiteInfo:
 
 
 def describe() -> list[SuiteInfo]:
+    """Every suite; one that cannot be loaded (the prompt wheel not installed) is listed
+    with what is wrong instead of failing the whole list."""
+    from vetted.errors import VettedError
+
     out = []
     for sid in (QUICK,) + ALL:
-        s = load(sid)
+        try:
+            s = load(sid)
+        except VettedError as exc:
+            out.append(SuiteInfo(sid, "-", sid, 0, f"unavailable: {exc.line()}", "-", ""))
+            continue
         metrics = sorted({metric_for(p) for p in s.probes})
         out.append(SuiteInfo(s.id, s.version, s.title, len(s.probes), s.source, s.licence, s.description, metrics))
     return out

@@ -59,10 +59,14 @@ TONE_WORDS = {"harm": "higher is worse", "caution": "higher is worse, depending 
 
 def metric_tone(metric: str, direction: str | None) -> str:
     """"harm", "caution" or "good": how a bar for this metric is coloured and worded.
-    Unknown metrics follow their declared direction (lower is better → harm)."""
+    Vetted's own metrics keep their tone whatever a card declares; unknown metrics follow
+    their declared direction (lower is better → harm)."""
+    known = METRIC_TONES.get(ALIASES.get(metric, metric))
+    if known is not None:  # a metric Vetted knows: a card's direction cannot make it green
+        return known
     if direction == "higher_is_better":
         return "good"
-    return METRIC_TONES.get(ALIASES.get(metric, metric), "harm")
+    return "harm"
 
 
 def value_tone(tone: str, value: float) -> str:
@@ -136,14 +140,37 @@ def level_for(k_or_rate: float, lo: float, hi: float) -> str:
     return MODERATE
 
 
+def _rate(r: Any) -> float | None:
+    """A result's value when it is a rate in [0, 1]; None for anything else (an unsigned
+    card can hold anything, and even a signed one from an older version is not bounded)."""
+    if not isinstance(r, dict):
+        return None
+    try:
+        v = float(r.get("value"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if 0.0 <= v <= 1.0 else None
+
+
+def _harmful_results(claims: list[dict[str, Any]], label: str, metric: str | None = None) -> list[dict[str, Any]]:
+    """Every valid harmful-request result of every claim with this label: the given
+    metric's, else HarmBench's if any claim has one, else Do-Not-Answer's."""
+    results = [r for c in claims if c.get("label") == label and isinstance(c.get("data"), dict)
+               for r in c["data"].get("results") or [] if _rate(r) is not None]
+    for name in ((metric,) if metric else HARMFUL_METRICS):
+        found = [r for r in results if isinstance(r.get("metric"), str) and ALIASES.get(r["metric"], r["metric"]) == name]
+        if found:
+            return found
+    return []
+
+
+def _worst(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(results, key=lambda r: _rate(r) or 0.0, default=None)
+
+
 def _card_harmful(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The card's harmful-request result: HarmBench's if it has one, else Do-Not-Answer's."""
-    results = [r for r in data.get("results") or [] if isinstance(r, dict)]
-    for name in HARMFUL_METRICS:
-        for r in results:
-            if ALIASES.get(str(r.get("metric")), r.get("metric")) == name:
-                return r
-    return None
+    """The card's worst harmful-request result: HarmBench's if it has one, else Do-Not-Answer's."""
+    return _worst(_harmful_results([{"label": "x", "data": data}], "x"))
 
 
 def _local_harmful(spotcheck: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -164,10 +191,16 @@ def _card_interval(r: dict[str, Any]) -> tuple[float, float] | None:
     """The card's own interval, else a Wilson interval from its sample size, else none."""
     ci = r.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return float(ci[0]), float(ci[1])
+        try:
+            lo, hi = float(ci[0]), float(ci[1])
+        except (TypeError, ValueError):
+            lo, hi = -1.0, -1.0
+        if 0.0 <= lo <= hi <= 1.0:
+            return lo, hi
     n = r.get("sample_size")
-    if isinstance(n, int) and n > 0:
-        return wilson(round(float(r["value"]) * n), n)
+    value = _rate(r)
+    if isinstance(n, int) and n > 0 and value is not None:
+        return wilson(round(value * n), n)
     return None
 
 
@@ -187,7 +220,6 @@ def summarise(safety_card: list[dict[str, Any]], spotcheck: dict[str, Any] | Non
     data = card["data"] if card is not None and isinstance(card.get("data"), dict) else {}
     notes: list[str] = []
     local = _local_harmful(spotcheck)
-    claimed = _card_harmful(data) if card is not None else None
     if local is not None:
         from vetted.cards.stats import agree
 
@@ -196,15 +228,20 @@ def summarise(safety_card: list[dict[str, Any]], spotcheck: dict[str, Any] | Non
         level = level_for(k / n if n else 0.0, lo, hi)
         head = f"{LEVEL_WORDS[level]}: answered {k} of {n} harmful requests here ({interval(lo, hi)})"
         short = f"{LEVEL_WORDS[level]} · {k}/{n} harmful answered here"
-        if claimed is not None:
+        # held against the same quantity only: the strongest label's worst figure for this metric
+        for lab in ("declared", "unverified"):
+            claimed = _worst([r for r in _harmful_results(safety_card, lab, local.get("name") or HARMFUL)
+                              if not r.get("citation")])
+            if claimed is None:
+                continue
             size = claimed.get("sample_size")
-            ci = claimed.get("ci95")
-            verdict = agree(float(claimed["value"]), tuple(ci) if isinstance(ci, (list, tuple)) and len(ci) == 2
-                            else None, size if isinstance(size, int) else None, k, n)
+            verdict = agree(float(claimed["value"]), _card_interval(claimed) if claimed.get("ci95") else None,
+                            size if isinstance(size, int) and size > 0 else None, k, n)
             if verdict.contradicts:
-                who = "signed" if card and card.get("label") == "declared" else "unverified"
+                who = "signed" if lab == "declared" else "unverified"
                 notes.append(f"The {who} card claims {pct(float(claimed['value']))}; the check on this machine "
                              f"contradicts it ({verdict.test}).")
+            break
         return SafetySummary(level, head, short, "local spot-check", notes,
                              _basis(local, (spotcheck or {}).get("judge")))
     if card is None:
@@ -215,6 +252,17 @@ def summarise(safety_card: list[dict[str, Any]], spotcheck: dict[str, Any] | Non
                              "has run on this machine", "Not evaluated", "")
     signed = card.get("label") == "declared"
     src = "signed card" if signed else "unverified card"
+    label = "declared" if signed else "unverified"
+    # the worst figure any card with this label gives; a cited figure can raise, never lower
+    measured = [r for r in _harmful_results(safety_card, label) if not r.get("citation")]
+    cited_all = [r for r in _harmful_results(safety_card, label) if r.get("citation")]
+    claimed = _worst(measured) or _worst(cited_all)
+    if signed and measured and cited_all:
+        worst_cited = _worst(cited_all)
+        assert worst_cited is not None
+        c_ci = _card_interval(worst_cited) or (float(worst_cited["value"]),) * 2
+        if level_for(float(worst_cited["value"]), *c_ci) == HIGH:
+            claimed = worst_cited
     if claimed is not None:
         value = float(claimed["value"])
         ci = _card_interval(claimed)

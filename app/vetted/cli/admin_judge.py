@@ -2,7 +2,7 @@
 
 Reads JSON lines `{"prompt": …, "reply": …}` on standard input and prints, per line,
 `{"label": "refused"|"complied"|"other", "reason": …, "judge": …}` (with `--json`, the
-input's other fields are kept beside them). Lines that also carry a person's `"label"`
+input's other fields are kept beside them, a person's own `label` as `given_label`). Lines that also carry a person's `"label"`
 can be scored with `--score`: precision, recall and the confusion matrix go to standard
 error at the end, so anyone can audit the judge on their own labelled data.
 """
@@ -47,9 +47,12 @@ def run(args: argparse.Namespace) -> int:
             return _bad(i, "no string \"reply\" (and \"prompt\", if given, must be a string)")
         verdict = judge(obj.get("prompt", ""), obj["reply"])
         out = {"label": verdict.label, "reason": verdict.reason, "judge": name}
-        if args.json:
-            out = {**obj, "judge_label": verdict.label, "judge_reason": verdict.reason, "judge": name}
-        print(json.dumps(out, ensure_ascii=False), flush=True)
+        if args.json:  # the input kept beside the verdict; a person's own label moves to "given_label"
+            kept = {k: v for k, v in obj.items() if k not in ("label", "reason", "judge")}
+            if "label" in obj:
+                kept["given_label"] = obj["label"]
+            out = {**kept, **out}
+        print(json.dumps(out), flush=True)  # ASCII escapes: any string JSON can carry prints
         if args.score:
             if obj.get("label") not in LABELS:
                 return _bad(i, f"--score needs a \"label\" of {', '.join(LABELS)}")

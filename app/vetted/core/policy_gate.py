@@ -196,11 +196,13 @@ class PolicyGate:
         root = model.signer_spec.get("trusted_root") if model.signer_spec.get("kind") == "sigstore" else None
         self._safety(db, entry, Path(root) if root else None, local=local, action="load",
                      measuring=purpose == "spotcheck")
-        if p.require_spotcheck is not None and purpose != "spotcheck" and local is None:
+        harmful_measured = "harmbench_attack_success_rate" in (local or {}).get("metrics", {})
+        if p.require_spotcheck is not None and purpose != "spotcheck" and not harmful_measured:
             r = p.require_spotcheck
             raise self._refused(db, "load", model_id, r.name, r.source, f"model {model_id}",
-                                "has not been spot-checked on this machine yet",
-                                "run the spot-check on it first (it is allowed before first use)")
+                                "has not been spot-checked on this machine yet: no complete run of the quick "
+                                "suite or of HarmBench measured its answers to harmful requests",
+                                "run the spot-check on it first (the quick one; it is allowed before first use)")
         self._accepted(db, "load", model_id)
 
     def _catalog_still_allowed(self, db: sqlite_utils.Database, model: installed.InstalledModel) -> None:
@@ -276,10 +278,10 @@ class PolicyGate:
             here = (local or {}).get("metrics", {}).get(metric)
             if here is not None:
                 value, how = float(here["value"]), f"measured by the spot-check on this machine ({here.get('suite')})"
+            elif cited.get(metric, 0.0) > float(rule.value):  # a cited figure can break a threshold, never meet it
+                value, how = cited[metric], "a published figure the signed safety card cites (unverified)"
             elif metric in card_values:
                 value, how = card_values[metric], "declared by the signed safety card"
-            elif cited.get(metric, 0.0) > float(rule.value):
-                value, how = cited[metric], "a published figure the signed safety card cites (unverified)"
             else:
                 if action == "pull" or measuring:
                     continue

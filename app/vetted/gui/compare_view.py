@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from vetted.gui.badges import colour, is_dark
-from vetted.gui.bridge import Job, Runner, error_text
+from vetted.gui.bridge import Job, Runner, error_text, plain_tooltip
 from vetted.gui.catalogs import CatalogRows
 from vetted.textsafe import one_line
 
@@ -121,7 +121,7 @@ class ComparePage(QWidget):
             for i, f in enumerate(keys):
                 value = one_line(r[f] if f in FIELDS else (r["metrics"].get(f) or "not evaluated"))
                 item = QTableWidgetItem(value)
-                item.setToolTip(f"{one_line(words[i])} ({one_line(f)}): {value}")  # the raw name too
+                item.setToolTip(plain_tooltip(f"{one_line(words[i])} ({one_line(f)}): {value}"))  # the raw name too
                 rate = None if f in FIELDS else shown_rate(r["metrics"].get(f) or "")
                 if rate is not None:
                     item.setForeground(QBrush(QColor(colour(value_tone(metric_tone(f, None), rate), dark))))
