@@ -87,8 +87,10 @@ def test_only_complete_runs_of_whole_suites_are_latest(installed_smol, small_qui
     # a whole full suite adds its metric and wins over the quick suite's figure for it
     # (the shipped suites made two probes long, so the run stays short)
     real_load = suites.load
+    drawn = next(p.id for p in small_quick.probes if p.suite == "vetted-overrefusal")  # the quick suite keeps it
+    other = next(p.id for p in suites.load("vetted-overrefusal").probes if p.id != drawn)
     small = {"vetted-political": cut("vetted-political", "political-01", "political-02"),
-             "vetted-overrefusal": cut("vetted-overrefusal", "benign-01", "benign-02")}
+             "vetted-overrefusal": cut("vetted-overrefusal", drawn, other)}
     monkeypatch.setattr(suites, "load", lambda sid: small.get(sid) or real_load(sid))
     assert spotcheck.run(db, "smol", suite="vetted-political").status == "complete"
     assert spotcheck.run(db, "smol", suite="vetted-overrefusal").status == "complete"
