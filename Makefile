@@ -86,6 +86,7 @@ bench: setup
 	$(PY) bench/inference.py
 	$(PY) bench/ui.py
 	$(PY) bench/api.py
+	$(PY) bench/spotcheck.py
 
 screenshots: setup
 	$(call apt-install,screenshot tools,$(SHOT_PKGS))
