@@ -255,6 +255,7 @@ def test_library_shows_names_fits_the_minimum_width_and_offers_chat_only_to_chat
     assert lib.current() == "tiny"
     qtbot.waitUntil(lambda: "base model" in lib.chat_btn.toolTip(), timeout=10_000)  # asked off the UI thread
     assert not lib.chat_btn.isEnabled() and set(asked) == {"tiny"}
+    qtbot.waitUntil(lambda: not w.runner.busy(), timeout=10_000)  # the first refresh and question settled
     before = len(asked)
     lib.refresh()
     qtbot.waitUntil(lambda: not w.runner.busy(), timeout=10_000)
