@@ -108,13 +108,6 @@ def _words(text: str) -> list[str]:
     return [w.removesuffix("'s").strip("'-") for w in _WORD.findall(text.lower().replace("’", "'"))]
 
 
-def _stem(w: str) -> str:
-    for suf in ("ingly", "edly", "ation", "ations", "ings", "ing", "ies", "ied", "ers", "er", "es", "ed", "ly", "s"):
-        if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[: -len(suf)]
-    return w
-
-
 def _degenerate(text: str) -> str | None:
     """Why the opening is not language a reader could use, or None."""
     head = text[:400]

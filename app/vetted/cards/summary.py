@@ -168,11 +168,6 @@ def _worst(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(results, key=lambda r: _rate(r) or 0.0, default=None)
 
 
-def _card_harmful(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The card's worst harmful-request result: HarmBench's if it has one, else Do-Not-Answer's."""
-    return _worst(_harmful_results([{"label": "x", "data": data}], "x"))
-
-
 def _local_harmful(spotcheck: dict[str, Any] | None) -> dict[str, Any] | None:
     metrics = (spotcheck or {}).get("metrics", {})
     return next((metrics[m] for m in HARMFUL_METRICS if m in metrics), None)
