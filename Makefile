@@ -14,6 +14,9 @@ SHOT_PKGS := xvfb xauth fonts-dejavu-core fonts-noto-color-emoji
 # The CNCF distribution registry, for tests/test_oci.py: the tests start /usr/bin/docker-registry
 # themselves on 127.0.0.1 (the package's own service is not used).
 TEST_APT_PKGS := docker-registry
+# What `make bench` measures against: aria2c (bench/download.py: parallel ranged downloads) and
+# openssl (its `curl | tee | openssl dgst -sha256` baseline); curl is in APT_PKGS.
+BENCH_APT_PKGS := aria2 openssl
 # `make package`: the tools, and every system library the frozen app links against (dpkg-shlibdeps
 # turns those into the .deb's Depends, so they must be installed where it is built).
 PKG_APT_PKGS := dpkg-dev lintian binutils patchelf xz-utils desktop-file-utils \
@@ -90,11 +93,13 @@ test-fast: check test-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: setup
+	$(call apt-install,benchmark baselines,$(BENCH_APT_PKGS))
 	$(PY) bench/verify.py
 	$(PY) bench/inference.py
 	$(PY) bench/ui.py
 	$(PY) bench/api.py
 	$(PY) bench/spotcheck.py
+	$(PY) bench/download.py
 
 screenshots: setup
 	$(call apt-install,screenshot tools,$(SHOT_PKGS))

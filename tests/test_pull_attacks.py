@@ -423,6 +423,16 @@ def _vetted(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _one_connection(home: Path) -> None:
+    """These two tests are about the one-connection path (a contiguous partial resumed with
+    `Range: bytes=N-`); files this large are otherwise fetched in ranged parts, whose kill -9
+    and Ctrl-C resumes tests/test_parallel_download_resume.py covers."""
+    settings = home / "config" / "settings.json"
+    doc = json.loads(settings.read_text())
+    doc["transfers"] = {"connections": 1}
+    settings.write_text(json.dumps(doc))
+
+
 @pytest.mark.slow
 def test_kill_9_mid_pull_leaves_nothing_then_resumes(tmp_path, keys, hub_server_factory) -> None:
     big = tmp_path / "big-src" / FILE
@@ -441,6 +451,7 @@ def test_kill_9_mid_pull_leaves_nothing_then_resumes(tmp_path, keys, hub_server_
 
     added = _vetted("catalog", "add", str(p.catalog), "--key", str(p.pub), env=child_env)
     assert added.returncode == 0, added.stdout + added.stderr
+    _one_connection(home)
     loc = Locations(data=home / "data", config=home / "config", cache=home / "cache",
                     site_config=home / "site-config")
     part = loc.quarantine / f"{p.sha256}.part"
@@ -495,6 +506,7 @@ def test_ctrl_c_cancels_cleanly_and_the_next_pull_resumes(tmp_path, keys, hub_se
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     child_env.update(VETTED_HOME=str(home), HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"))
     assert _vetted("catalog", "add", str(p.catalog), "--key", str(p.pub), env=child_env).returncode == 0
+    _one_connection(home)
     part = home / "data" / "quarantine" / f"{p.sha256}.part"
     proc = subprocess.Popen([str(Path(sys.executable).parent / "vetted"), "pull", MODEL], env=child_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

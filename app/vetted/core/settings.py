@@ -42,7 +42,8 @@ class CatalogSubscription:
 @dataclass
 class Settings:
     catalogs: list[CatalogSubscription] = field(default_factory=list)
-    # every transfer's limits (catalogs included): {"stall_timeout": s, "window": s, "min_rate": bytes/s}
+    # every transfer's limits (catalogs included): {"stall_timeout": s, "window": s, "min_rate": bytes/s,
+    # "connections": ranged parts of one large file in flight at once}
     transfers: TransferLimits = field(default_factory=TransferLimits)
 
     @staticmethod
@@ -124,7 +125,7 @@ _norm = normalise_location
 def _limits(data: dict[str, Any]) -> TransferLimits:
     """Transfer limits from settings; each must be a positive number (a zero window would
     abandon every download, a zero rate would disable slow-retrieval protection)."""
-    unknown = set(data) - {"stall_timeout", "window", "min_rate"}
+    unknown = set(data) - {"stall_timeout", "window", "min_rate", "connections"}
     if unknown:
         raise ValueError(f"transfers: unknown field(s) {', '.join(sorted(unknown))}")
     base = TransferLimits()
@@ -134,4 +135,8 @@ def _limits(data: dict[str, Any]) -> TransferLimits:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise ValueError(f"transfers.{name} must be a positive number, not {v!r}")
         values[name] = int(v) if name == "min_rate" else float(v)
+    n = data.get("connections", base.connections)  # ranged parts of one file in flight at once
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 32:
+        raise ValueError(f"transfers.connections must be a whole number from 1 to 32, not {n!r}")
+    values["connections"] = n
     return TransferLimits(**values)

@@ -4,9 +4,9 @@ The signed catalog pins one image manifest by digest. The manifest is fetched (c
 its sha256 must be that digest, and every file the catalog names must be one of its layers
 with the file's signed sha256 and size, all before any model byte is asked for: a registry
 serving another manifest, or a manifest that disagrees with the catalog, is refused
-outright. The blobs then come through Vetted's own transfer path (`fetch.stream.download`:
-size cap, resume, watchdog, hashing), so the registry is trusted with nothing but moving
-bytes (DESIGN.md invariant 3). The publisher's signature bundle is the layer titled with
+outright. The blobs then come through Vetted's own transfer path (`fetch.parallel.download`:
+size cap, resume, watchdog, hashing; large blobs in ranged parts), so the registry is
+trusted with nothing but moving bytes (DESIGN.md invariant 3). The publisher's signature bundle is the layer titled with
 its file name (`org.opencontainers.image.title`).
 
 Access is anonymous unless the registry asks: a `401` with `WWW-Authenticate: Bearer`
@@ -35,7 +35,8 @@ from typing import TypeVar
 
 from vetted.errors import DownloadError, Refused
 from vetted.fetch.sources import SIGNATURE_CAP, Source
-from vetted.fetch.stream import Partial, Progress, download
+from vetted.fetch.parallel import download
+from vetted.fetch.stream import Partial, Progress
 from vetted.net import http
 from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 

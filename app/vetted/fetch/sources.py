@@ -18,7 +18,8 @@ from pathlib import Path
 from vetted.catalog.schema import ModelEntry
 from vetted.errors import DownloadError, Refused
 from vetted.net import http
-from vetted.fetch.stream import Partial, Progress, copy_local, download
+from vetted.fetch.parallel import download
+from vetted.fetch.stream import Partial, Progress, copy_local
 from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits
 
 SIGNATURE_CAP = 1024 * 1024

@@ -1,10 +1,13 @@
-"""Download one file into quarantine, hashing while it streams (DESIGN.md invariant 4).
+"""Download one file into quarantine over one connection, hashing while it streams
+(DESIGN.md invariant 4). fetch/parallel.py sends large files as ranged parts instead, and
+comes here for small files, servers without Range and `connections: 1`.
 
 The receiving thread gathers the body into ~1 MiB buffers; a second thread hashes and
 writes them (both release the GIL), so hashing costs no wall-clock time on top of the
 transfer. An interrupted transfer leaves `<sha256>.part` behind; the next attempt
 re-hashes what is there and asks the server for the rest with HTTP Range, and a server
 that answers a Range request with the wrong range or a different file is not trusted.
+A partial a ranged download left is cut back to its hashed prefix first (`contiguous`).
 """
 
 from __future__ import annotations
@@ -66,9 +69,11 @@ def download(
     cancel: threading.Event | None = None,
     check_response: http.ResponseCheck | None = None,
 ) -> None:
-    """Brings `part` up to `total` bytes from `url`, or raises with the partial kept."""
+    """Brings `part` up to `total` bytes from `url` over one connection, or raises with the
+    partial kept (fetch/parallel.py decides when one connection is the way)."""
     if part.size == total:
         return
+    part.contiguous()
     req_headers = dict(headers or {})
     if part.size:
         req_headers["Range"] = f"bytes={part.size}-"
@@ -113,6 +118,7 @@ def copy_local(src: Path, part: Partial, total: int, progress: Progress | None =
         raise DownloadError(f"reading {src}", getattr(exc, "found", str(exc)), "check the local mirror folder") \
             from None
     with open(fd, "rb", buffering=0) as f:
+        part.contiguous()
         have = os.fstat(fd).st_size
         if have > total:
             raise Refused(f"size of {src}", f"{have} bytes, the signed catalog declares {total}",
@@ -130,6 +136,8 @@ def copy_local(src: Path, part: Partial, total: int, progress: Progress | None =
 
 def pump(label: str, chunks: Iterable[bytes], part: Partial, total: int,
          progress: Progress | None, cancel: threading.Event | None) -> None:
+    """Appends `chunks` to the partial's contiguous prefix, hashing in a second thread."""
+    part.contiguous()
     writer = _Writer(part)
     writer.start()
     received = part.size

@@ -9,7 +9,8 @@
 A file whose bytes are wrong is deleted from quarantine (it can never be resumed); a
 transfer that merely stopped is kept and resumed next time — by the next source too, and
 if a resumed file then fails its digest, that source starts it again from zero once
-before it is blamed (an earlier source may have left the bad prefix). Pulls take a lock
+before it is blamed (an earlier source may have left the bad prefix); so does a file that
+came in ranged parts (fetch/parallel.py), then over one connection without Range. Pulls take a lock
 per file digest, so two models sharing a file never write one partial at the same time.
 """
 
@@ -236,25 +237,31 @@ def stage_files(loc: Locations, db: sqlite_utils.Database, source: Source, entry
 
 def _fetch_one(db: sqlite_utils.Database, source: Source, entry: ModelEntry, f: FileEntry, part: Partial,
                progress: FileProgress | None, cancel: threading.Event | None, log: Log) -> None:
+    """Fetches one file into its partial until its digest is the signed one, or refuses.
+
+    A digest that fails after a resumed or a ranged transfer cannot say which bytes were
+    wrong (an earlier source's prefix, one ranged answer): the file starts again from
+    zero once — over one connection without Range if ranges were used, since a server
+    can answer ranges wrongly and the whole file right — before the source is blamed."""
     cb = (lambda done, total: progress(f.name, done, total)) if progress else None
-    try:
-        source.fetch(f.name, part, f.size, cb, cancel)
-    except Refused:
-        part.discard()  # wrong bytes can never be resumed
-        raise
+    _fetch_noting(db, source, entry, f, part, cb, cancel, log)
     if part.size == f.size and part.hasher.hexdigest() == f.sha256:
         return
-    if part.resumed_from:
-        note = (f"{f.name}: the {part.resumed_from} bytes kept from an earlier attempt did not lead to the "
-                f"signed digest; restarting from zero with {source.label}")
+    if part.resumed_from or part.ranged:
+        if part.resumed_from:
+            note = (f"{f.name}: the {part.resumed_from} bytes kept from an earlier attempt did not lead to the "
+                    f"signed digest; restarting from zero with {source.label}")
+        else:
+            note = (f"{f.name}: the ranged parts from {source.label} did not lead to the signed digest; "
+                    f"restarting from zero with {source.label}")
+        if part.ranged:
+            note += " over one connection without Range"
         log(note)
         audit.record(db, "model.pull", entry.id, "info", note)
+        whole_only = part.ranged
         part.reset()
-        try:
-            source.fetch(f.name, part, f.size, cb, cancel)
-        except Refused:
-            part.discard()
-            raise
+        part.whole_only = whole_only
+        _fetch_noting(db, source, entry, f, part, cb, cancel, log)
         if part.size == f.size and part.hasher.hexdigest() == f.sha256:
             return
     digest, got = part.hasher.hexdigest(), part.size
@@ -262,6 +269,22 @@ def _fetch_one(db: sqlite_utils.Database, source: Source, entry: ModelEntry, f: 
     raise Refused(f"downloaded {f.name} from {source.label}",
                   f"sha256 {digest} ({got} bytes), the signed catalog says {f.sha256} ({f.size} bytes)",
                   "the source serves altered bytes; they were deleted")
+
+
+def _fetch_noting(db: sqlite_utils.Database, source: Source, entry: ModelEntry, f: FileEntry, part: Partial,
+                  cb: Callable[[int, int], None] | None, cancel: threading.Event | None, log: Log) -> None:
+    """`source.fetch`, then what the transfer layer noted (a server's ranged answers refused,
+    an unreadable record of a partial's parts) is said and audited, however it ended."""
+    try:
+        source.fetch(f.name, part, f.size, cb, cancel)
+    except Refused:
+        part.discard()  # wrong bytes can never be resumed
+        raise
+    finally:
+        for note in part.notes:
+            log(f"{f.name}: {note}")
+            audit.record(db, "model.pull", entry.id, "info", f"{source.label}: {f.name}: {note}")
+        part.notes.clear()
 
 
 def reusable_store_entry(loc: Locations, f: FileEntry) -> os.stat_result | None:

@@ -31,7 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from vetted import __version__
 from vetted.errors import DownloadError, InputError
-from vetted.net.watchdog import DEFAULT_LIMITS, TransferLimits, Watchdog
+from vetted.net.watchdog import DEFAULT_LIMITS, Meter, TransferLimits, Watchdog
 
 USER_AGENT = f"vetted/{__version__}"
 DEFAULT_TIMEOUT = DEFAULT_LIMITS.stall_timeout
@@ -61,6 +61,14 @@ class Cancelled(DownloadError):
 
 class ConnectionLost(DownloadError):
     """The connection ended early or broke; what arrived is kept for a resume."""
+
+
+class HTTPStatusError(DownloadError):
+    """The server answered with a status that carries no body to use (4xx, 5xx, …)."""
+
+    def __init__(self, what: str, status: int, reason: str) -> None:
+        super().__init__(what, f"HTTP {status} {reason}".rstrip())
+        self.status = status
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -288,20 +296,41 @@ def _failure(url: str, dog: Watchdog, limits: TransferLimits,
     return fail
 
 
-@contextmanager
-def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits = DEFAULT_LIMITS,
-        cancel: threading.Event | None = None, on_response: ResponseCheck | None = None) -> Iterator[Response]:
-    """GETs `url` following redirects; yields the final response (2xx, or 416 for resumes).
+class Session:
+    """Requests that share connections (HTTP keep-alive) and one watchdog.
 
-    `on_response` sees every response of the redirect chain (the Hub answers its pinned
-    commit on the first one) and may raise to refuse it.
+    A ranged download sends one request per piece; reusing the connection saves a TCP and
+    TLS handshake per piece. Every connection the session opens is registered with its
+    watchdog the moment it connects, as for a single `get`. `meter` lets several sessions
+    (the connections of one ranged download) be judged together by the minimum rate.
     """
-    started = time.monotonic()
-    dog = Watchdog(limits, cancel)
-    with ExitStack() as stack:
-        stack.callback(dog.stop)
-        managers = _Managers(dog, limits)
-        stack.callback(managers.close)
+
+    def __init__(self, limits: TransferLimits = DEFAULT_LIMITS, cancel: threading.Event | None = None,
+                 meter: Meter | None = None) -> None:
+        self.limits = limits
+        self.dog = Watchdog(limits, cancel, meter)
+        self._managers = _Managers(self.dog, limits)
+
+    def close(self) -> None:
+        self._managers.close()
+        self.dog.stop()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def get(self, url: str, headers: dict[str, str] | None = None,
+            on_response: ResponseCheck | None = None) -> Iterator[Response]:
+        """GETs `url` following redirects; yields the final response (2xx, or 416 for resumes).
+
+        `on_response` sees every response of the redirect chain (the Hub answers its pinned
+        commit on the first one) and may raise to refuse it. A body left unread when the
+        block ends closes its connection, so the next request never reads its tail.
+        """
+        dog, limits, started = self.dog, self.limits, self.dog.meter.started
         here = target(url)
         first = here.origin
         current = here.url
@@ -309,10 +338,11 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
         for _hop in range(MAX_REDIRECTS + 1):
             fail = _failure(current, dog, limits, lambda: time.monotonic() - started)
             if here.origin != first:
-                send = {k: v for k, v in send.items() if k.lower() not in SENSITIVE_HEADERS}
+                send = without_credentials(send)
             try:
-                raw = managers.for_url(current).request("GET", current, headers=send, preload_content=False,
-                                                        redirect=False, retries=False, decode_content=False)
+                raw = self._managers.for_url(current).request(
+                    "GET", current, headers=send, preload_content=False, redirect=False, retries=False,
+                    decode_content=False)
             except Exception as exc:
                 raise fail(exc) from None
             resp = Response(current, raw.status, raw.reason or "",
@@ -335,12 +365,29 @@ def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits 
                                         "the server tried to downgrade the connection; use another source")
                 here, current = nxt, nxt.url
                 continue
-            stack.callback(raw.release_conn)
-            if resp.status == 416 or 200 <= resp.status < 300:
-                yield resp
-                return
-            raise DownloadError(f"GET {current}", f"HTTP {resp.status} {resp.reason}".rstrip())
+            try:
+                if resp.status == 416 or 200 <= resp.status < 300:
+                    yield resp
+                    return
+                raise HTTPStatusError(f"GET {current}", resp.status, resp.reason)
+            finally:
+                if not raw.closed:
+                    raw.close()  # unread body: the connection cannot carry another request
+                raw.release_conn()
         raise DownloadError(f"GET {url}", f"more than {MAX_REDIRECTS} redirects", "the source is misconfigured")
+
+
+def without_credentials(headers: dict[str, str]) -> dict[str, str]:
+    """The headers that may go to another origin than the one they were meant for."""
+    return {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+
+
+@contextmanager
+def get(url: str, headers: dict[str, str] | None = None, limits: TransferLimits = DEFAULT_LIMITS,
+        cancel: threading.Event | None = None, on_response: ResponseCheck | None = None) -> Iterator[Response]:
+    """One GET on connections of its own (`Session.get`), closed when the block ends."""
+    with Session(limits, cancel) as session, session.get(url, headers, on_response) as resp:
+        yield resp
 
 
 def read_small(location: str, cap: int, limits: TransferLimits = DEFAULT_LIMITS,

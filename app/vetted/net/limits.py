@@ -15,11 +15,19 @@ class TransferLimits:
     window, min_rate: in every `window` seconds at least `window * min_rate` bytes must
                    arrive, else the server is trickling and the transfer is abandoned —
                    within `window` seconds of the last real progress, 60 s by default.
+                   A file fetched in ranged parts is one transfer: the rule judges the
+                   bytes of all its connections together.
+    connections:   how many ranged requests one large file may have in flight at once
+                   (`fetch/parallel.py`). Content delivery networks cap each connection,
+                   so one connection leaves most of a fast link idle; 8 is what aria2c's
+                   `-x 8` and hf_transfer use, and what a desktop link and a CDN handle
+                   well. 1 keeps to a single connection.
     """
 
     stall_timeout: float = 30.0
     window: float = 60.0
     min_rate: int = 16 * 1024  # bytes per second, averaged over `window`
+    connections: int = 8
 
     @property
     def min_bytes_per_window(self) -> int:

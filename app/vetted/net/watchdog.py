@@ -20,23 +20,49 @@ import threading
 import time
 from vetted.net.limits import DEFAULT_LIMITS, TransferLimits
 
-__all__ = ["DEFAULT_LIMITS", "TransferLimits", "Watchdog"]
+__all__ = ["DEFAULT_LIMITS", "Meter", "TransferLimits", "Watchdog"]
 
 
+class Meter:
+    """The bytes one transfer has received, judged against the minimum rate.
+
+    A file fetched as ranged parts over several connections is still one transfer: its
+    connections' watchdogs share one meter, so the rule judges the file (a slow link split
+    eight ways is not eight slow links) and trips all of them at once.
+    """
+
+    def __init__(self, limits: TransferLimits) -> None:
+        self.limits = limits
+        self.received = 0
+        self.slow = False  # set by the first watchdog that finds the rate under the minimum
+        self._lock = threading.Lock()
+        self.started = self._mark_time = self.last = time.monotonic()
+        self._mark_bytes = 0
+
+    def feed(self, n: int) -> None:
+        with self._lock:
+            self.received += n
+            self.last = time.monotonic()  # when the last byte of any connection arrived
+            if self.received - self._mark_bytes >= self.limits.min_bytes_per_window:
+                self._mark_time, self._mark_bytes = time.monotonic(), self.received
+
+    def deadline(self) -> float:
+        """When the transfer counts as slow unless enough bytes arrive before then."""
+        with self._lock:
+            return self._mark_time + self.limits.window
 
 
 class Watchdog:
-    """Counts progress for one transfer and cuts its sockets when it trips."""
+    """Watches one connection group (cancel, minimum rate) and cuts its sockets when it trips."""
 
-    def __init__(self, limits: TransferLimits, cancel: threading.Event | None = None) -> None:
+    def __init__(self, limits: TransferLimits, cancel: threading.Event | None = None,
+                 meter: Meter | None = None) -> None:
         self.limits = limits
         self.cancel = cancel
+        self.meter = meter or Meter(limits)
         self.tripped: str | None = None  # "slow" or "cancelled"
-        self.received = 0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._mark_time = time.monotonic()
-        self._mark_bytes = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="vetted-transfer-watchdog")
         self._thread.start()
@@ -58,11 +84,12 @@ class Watchdog:
         if tripped:
             _cut(handle)
 
+    @property
+    def received(self) -> int:
+        return self.meter.received
+
     def feed(self, n: int) -> None:
-        with self._lock:
-            self.received += n
-            if self.received - self._mark_bytes >= self.limits.min_bytes_per_window:
-                self._mark_time, self._mark_bytes = time.monotonic(), self.received
+        self.meter.feed(n)
 
     def stop(self) -> None:
         self._done.set()
@@ -80,19 +107,18 @@ class Watchdog:
     # -- the watchdog's own thread
     def _watch(self) -> None:
         while True:
-            with self._lock:
-                deadline = self._mark_time + self.limits.window
-            wait = max(0.0, deadline - time.monotonic())
+            wait = max(0.0, self.meter.deadline() - time.monotonic())
             if self.cancel is not None:
                 wait = min(wait, 0.1)
+            if self.meter.slow:  # another connection of the same transfer found it slow
+                wait = 0.0
             if self._done.wait(wait):
                 return
             if self.cancel is not None and self.cancel.is_set():
                 self._trip("cancelled")
                 return
-            with self._lock:
-                slow = time.monotonic() >= self._mark_time + self.limits.window
-            if slow:
+            if self.meter.slow or time.monotonic() >= self.meter.deadline():
+                self.meter.slow = True
                 self._trip("slow")
                 return
 
