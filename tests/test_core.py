@@ -127,3 +127,19 @@ def test_a_pin_is_audited_and_announced(tmp_path, loc, signing_key) -> None:
     result = app.pin_catalog(str(cat), PublicKey(signing_key[1].read_bytes()))
     assert result.replaced is None and changed == [True]
     assert [r["action"] for r in audit.entries(app.db)][-1] == "catalog.pin"
+
+
+def test_discarding_a_partial_download_removes_its_list_of_written_parts(tmp_path, loc, signing_key, cli) -> None:
+    """Cancel for good (Downloads' Cancel, `vetted discard`): a ranged download leaves its
+    partial and `<sha256>.part.ranges` beside it; both go, and nothing else in quarantine."""
+    cat = _pinned(tmp_path, signing_key, cli)
+    sha = json.loads(cat.read_text())["models"][0]["files"][0]["sha256"]
+    loc.quarantine.mkdir(parents=True, exist_ok=True)
+    part, side = loc.quarantine / f"{sha}.part", loc.quarantine / f"{sha}.part.ranges"
+    other = loc.quarantine / f"{'e' * 64}.part"
+    for f in (part, side, other):
+        f.write_bytes(b"x")
+    app = Vetted(loc)
+    model_id = json.loads(cat.read_text())["models"][0]["id"]
+    assert app.discard_partial(model_id) == 1
+    assert not part.exists() and not side.exists() and other.exists()

@@ -371,6 +371,7 @@ class Vetted(ChatOps, ApiOps):
     def discard_partial(self, model_id: str, location: str | None = None) -> int:
         """Cancel for good: deletes a model's partial downloads from quarantine (Pause keeps them)."""
         from vetted.store import layout
+        from vetted.store.quarantine import ranges_path
 
         entry = self.catalog(location).catalog.model(model_id)
         removed = 0
@@ -379,6 +380,9 @@ class Vetted(ChatOps, ApiOps):
             if part.is_symlink() or part.exists():
                 layout.remove_entry(part)
                 removed += 1
+            side = ranges_path(part)  # a ranged download's list of written parts goes with it
+            if side.is_symlink() or side.exists():
+                layout.remove_entry(side)
         return removed
 
     def check(self, model_id: str, full: bool = False) -> installed.CheckResult:
