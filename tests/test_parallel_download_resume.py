@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from range_server import RangeServer
+from terminal import as_in_a_terminal
 from test_parallel_download import FILE, MODEL, MiB, covered, keys, publish  # noqa: F401  (keys: the fixture)
 from vetted.paths import Locations
 
@@ -58,7 +59,8 @@ def _claimed(loc: Locations, sha: str) -> list[tuple[int, int]]:
 
 
 def _interrupt(p, env, loc, sig: int) -> tuple[int, str]:
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "vetted"), "pull", MODEL, "--timeout", "10"],
+    proc = subprocess.Popen(as_in_a_terminal([str(Path(sys.executable).parent / "vetted"), "pull", MODEL,
+                                              "--timeout", "10"]),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from hub_server import HubServer, hub_server_factory  # noqa: F401  (the fixture, re-exported)
+from terminal import as_in_a_terminal
 from vetted.catalog.signed import load
 from vetted.errors import DownloadError, Refused
 from vetted.install.pull import pull, store_path
@@ -508,8 +509,8 @@ def test_ctrl_c_cancels_cleanly_and_the_next_pull_resumes(tmp_path, keys, hub_se
     assert _vetted("catalog", "add", str(p.catalog), "--key", str(p.pub), env=child_env).returncode == 0
     _one_connection(home)
     part = home / "data" / "quarantine" / f"{p.sha256}.part"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "vetted"), "pull", MODEL], env=child_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(as_in_a_terminal([str(Path(sys.executable).parent / "vetted"), "pull", MODEL]),
+                            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not (part.exists() and part.stat().st_size > 4 * 1024 * 1024):
