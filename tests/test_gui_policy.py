@@ -182,7 +182,7 @@ def test_a_locked_transfer_setting_shows_the_lock_and_its_source_on_settings(qtb
     s = Settings.load(loc)  # the person asked for a slower minimum: the policy's value wins
     s.transfers = type(s.transfers)(min_rate=1024)
     s.save(loc)
-    path = policy_file(tmp_path, {"settings": {"transfers.min_rate": 65536}})
+    path = policy_file(tmp_path, {"settings": {"transfers.min_rate": 65536, "transfers.connections": 1}})
     monkeypatch.setenv(sources.EXTRA_ENV, str(path))
     w = window(qtbot, loc)
     w.go("Settings")
@@ -193,6 +193,9 @@ def test_a_locked_transfer_setting_shows_the_lock_and_its_source_on_settings(qtb
     assert lock.text() == f"🔒 {MANAGED}" and lock.isVisible()
     assert "settings.transfers.min_rate" in lock.toolTip() and str(path) in lock.toolTip()
     assert lock.toolTip() == value.toolTip()
+    conns, conns_lock = page.transfers["connections"]  # e.g. a proxy that counts connections per client
+    assert conns.text() == "1 (one connection per file)" and conns_lock.text() == f"🔒 {MANAGED}"
+    assert "settings.transfers.connections" in conns_lock.toolTip()
     for name in ("stall_timeout", "window"):  # not locked: says so, no lock
         other_value, other_lock = page.transfers[name]
         assert "🔒" not in other_lock.text() and other_lock.toolTip() == ""

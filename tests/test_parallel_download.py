@@ -189,6 +189,42 @@ def test_small_files_and_one_connection_take_a_single_plain_request(tmp_path, lo
         assert [(r.range, r.status) for r in file_gets(srv2)] == [(None, 200)]
 
 
+def test_connections_come_from_settings_the_command_line_and_an_organisation_s_lock(
+        tmp_path, loc, keys, serve, monkeypatch, cli) -> None:
+    """`transfers.connections` in settings.json, `vetted pull --connections N`, and an
+    organisation that holds every download to one connection (a proxy or mirror that counts
+    connections per client): its lock wins over both, and a flag asking more is refused."""
+    from vetted.core import Vetted
+    from vetted.errors import InputError
+    from vetted.policy import sources
+
+    p, srv = serve()
+    app = Vetted(loc)
+    app.pin_catalog(str(p.catalog), PublicKey(keys[1].read_bytes()))
+    assert app.transfer_limits().connections == 8  # the default
+    for bad in (0, 33):
+        with pytest.raises(InputError, match="connections: must be"):
+            app.transfer_limits(connections=bad)
+    flag = cli("pull", MODEL, "--connections", "33")
+    assert flag.returncode == 2 and "connections: must be from 1 to 32, not 33" in flag.stderr, flag.stderr
+    settings = loc.config / "settings.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "transfers": {"connections": 3}}))
+    assert app.transfer_limits().connections == 3
+
+    policy = tmp_path / "policies" / "policy.json"
+    policy.parent.mkdir()
+    policy.write_text(json.dumps({"schema": "vetted.policy/1", "settings": {"transfers.connections": 1}}))
+    os.chmod(policy, 0o600)
+    monkeypatch.setenv(sources.EXTRA_ENV, str(policy))
+    refused = cli("pull", MODEL, "--connections", "8", env={sources.EXTRA_ENV: str(policy)})
+    assert refused.returncode == 1 and "setting transfers.connections: is locked to 1 by your organisation, " \
+        f"not 8 (rule transfers.connections, from {policy})" in refused.stdout, refused.stdout
+    assert file_gets(srv) == []
+    assert cli("pull", MODEL, env={sources.EXTRA_ENV: str(policy)}).returncode == 0
+    assert [(r.range, r.status) for r in file_gets(srv)] == [(None, 200)], "the lock to one connection was ignored"
+    assert srv.max_active == 1
+
+
 def test_a_server_without_range_support_is_fetched_whole_over_one_connection(loc, db, keys, serve) -> None:
     p, srv = serve(ranges=False)
     pull(loc, db, p.load(db, keys), MODEL)

@@ -49,6 +49,10 @@ def test_a_document_holding_only_schema_is_valid_and_imposes_nothing() -> None:
     ({"schema": "vetted.policy/1", "safety": {"max": {"harmful_compliance_rate": 2}}}, "between 0 and 1"),
     ({"schema": "vetted.policy/1", "network": {"mode": "sometimes"}}, "network.mode: Input should be"),
     ({"schema": "vetted.policy/1", "settings": {"theme": 1}}, "'theme' is not a setting that can be locked"),
+    ({"schema": "vetted.policy/1", "settings": {"transfers.connections": 33}},
+     "transfers.connections must be a whole number from 1 to 32, not 33"),
+    ({"schema": "vetted.policy/1", "settings": {"transfers.connections": 2.5}},
+     "transfers.connections must be a whole number from 1 to 32, not 2.5"),
     ({"schema": "vetted.policy/1", "catalogs": {"allowed": [{"location": "x", "signers": []}]}},
      "catalogs.allowed.0.signers: List should have at least 1 item"),
 ])

@@ -85,7 +85,8 @@ def cmd_catalog_add(app: Vetted, args: argparse.Namespace) -> int:
 def cmd_pull(app: Vetted, args: argparse.Namespace) -> int:
     from vetted.cli.progress import TerminalProgress
 
-    limits = app.transfer_limits(stall_timeout=args.timeout, window=args.rate_window, min_rate=args.min_rate)
+    limits = app.transfer_limits(stall_timeout=args.timeout, window=args.rate_window, min_rate=args.min_rate,
+                                 connections=args.connections)
     bar = TerminalProgress(sys.stderr)
     cancel = threading.Event()
     try:
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--min-rate", type=int, help="bytes per second a transfer must average over each window, "
                                                  "else the server counts as trickling (default 16384)")
     pl.add_argument("--rate-window", type=float, help="seconds over which --min-rate is measured (default 60)")
+    pl.add_argument("--connections", type=int, help="ranged parts of a large file in flight at once, 1 to 32 "
+                                                    "(default 8; 1: a single connection)")
     pl.set_defaults(func=cmd_pull)
 
     d = sub.add_parser("discard", help="delete a model's partial download (a pull would otherwise resume it)")

@@ -119,6 +119,7 @@ class Vetted(ChatOps, ApiOps):
         from dataclasses import replace
 
         from vetted.errors import InputError
+        from vetted.net.limits import MAX_CONNECTIONS
 
         limits = self.settings().transfers
         for name, value in overrides.items():
@@ -126,6 +127,8 @@ class Vetted(ChatOps, ApiOps):
                 continue
             if value <= 0:
                 raise InputError(name.replace("_", " "), f"must be positive, not {value}")
+            if name == "connections" and value > MAX_CONNECTIONS:
+                raise InputError("connections", f"must be from 1 to {MAX_CONNECTIONS}, not {value}")
             self.gate().check_override(self.db, name, value)  # nothing a person does loosens a lock
             changes: dict[str, Any] = {name: value}
             limits = replace(limits, **changes)

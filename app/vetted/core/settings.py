@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vetted.errors import Fix, InputError, Refused, Remedy
-from vetted.net.limits import TransferLimits
+from vetted.net.limits import MAX_CONNECTIONS, TransferLimits
 from vetted.paths import Locations, normalise_location
 from vetted.trust.identity import TrustSpec, from_json, to_json
 
@@ -136,7 +136,7 @@ def _limits(data: dict[str, Any]) -> TransferLimits:
             raise ValueError(f"transfers.{name} must be a positive number, not {v!r}")
         values[name] = int(v) if name == "min_rate" else float(v)
     n = data.get("connections", base.connections)  # ranged parts of one file in flight at once
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 32:
-        raise ValueError(f"transfers.connections must be a whole number from 1 to 32, not {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONNECTIONS:
+        raise ValueError(f"transfers.connections must be a whole number from 1 to {MAX_CONNECTIONS}, not {n!r}")
     values["connections"] = n
     return TransferLimits(**values)

@@ -40,7 +40,9 @@ MiB = 1024 * 1024
 # The transfer limits, as the settings file and a policy name them (`transfers.NAME`).
 TRANSFERS = (("stall_timeout", "Stall timeout", lambda v: f"{v:g} s without a byte"),
              ("window", "Slow-transfer window", lambda v: f"{v:g} s"),
-             ("min_rate", "Minimum rate", lambda v: f"{v / 1024:g} KiB/s averaged over the window"))
+             ("min_rate", "Minimum rate", lambda v: f"{v / 1024:g} KiB/s averaged over the window"),
+             ("connections", "Connections per download",
+              lambda v: "1 (one connection per file)" if v == 1 else f"up to {v} at once for files of 16 MiB or more"))
 
 
 def _plain(text: str = "", name: str = "") -> QLabel:

@@ -38,3 +38,6 @@ class TransferLimits:
 
 
 DEFAULT_LIMITS = TransferLimits()
+# The range `connections` may take (settings, `vetted pull --connections`, a policy's lock):
+# more than 32 parallel requests to one server is no longer a download but a load test.
+MAX_CONNECTIONS = 32

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vetted.catalog.schema import TrustSpecModel
+from vetted.net.limits import MAX_CONNECTIONS
 from vetted.safety_metrics import ALIASES, METRICS as _METRICS
 
 SCHEMA = "vetted.policy/1"
@@ -42,7 +43,9 @@ MAX_POLICY_BYTES = 4 * 1024 * 1024
 # current one, so a policy written for an earlier version keeps its meaning.
 METRICS = tuple(_METRICS)
 # Settings an organisation may lock (the user's settings.json keys, dotted).
-LOCKABLE = {"transfers.stall_timeout": float, "transfers.window": float, "transfers.min_rate": int}
+LOCKABLE = {"transfers.stall_timeout": float, "transfers.window": float, "transfers.min_rate": int,
+            # e.g. 1 where a proxy or mirror counts connections per client
+            "transfers.connections": int}
 
 
 class _Strict(BaseModel):
@@ -176,6 +179,8 @@ class Policy(_Strict):
                 raise ValueError(f"{k!r} is not a setting that can be locked (one of: {', '.join(LOCKABLE)})")
             if isinstance(v, bool) or v <= 0:
                 raise ValueError(f"{k} must be a positive number, not {v!r}")
+            if k == "transfers.connections" and (not isinstance(v, int) or v > MAX_CONNECTIONS):
+                raise ValueError(f"{k} must be a whole number from 1 to {MAX_CONNECTIONS}, not {v!r}")
         return values
 
 
