@@ -14,7 +14,7 @@ connection. So one Python process serves 8 × 25 MB/s on two cores with little C
 
 `fault(request)` may return an `Answer` that changes one answer: another status, another
 Content-Range or Content-Length, bytes shifted or flipped, extra bytes, a stall, a trickle,
-a cut connection. Every request is recorded (`requests`: connection number, range asked,
+a cut connection, a redirect. Every request is recorded (`requests`: connection number, range asked,
 status sent, whether it came through a proxy), and `max_active` is the most requests
 served at once.
 """
@@ -51,6 +51,7 @@ class Answer:
     stall_seconds: float = 30.0          # ...for this long
     trickle: float | None = None         # after stall_after bytes: one byte per this many seconds
     close_after: int | None = None       # after this many body bytes the connection is cut
+    location: str | None = None          # with a 3xx status: where the answer redirects
 
 
 @dataclass
@@ -185,8 +186,10 @@ class RangeServer:
             if status == 200:
                 start, end = 0, size
         req.status = status
-        if status >= 300:  # an error answer: no body
+        if status >= 300:  # a redirect or an error answer: no body
             h.send_response(status)
+            if ans.location:
+                h.send_header("Location", ans.location)
             h.send_header("Content-Length", "0")
             h.end_headers()
             return

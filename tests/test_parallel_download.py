@@ -14,11 +14,14 @@ without the token; a corrupted record of the parts never installs wrong bytes.
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import itertools
 import json
 import logging
 import os
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -416,6 +419,9 @@ def test_trickling_parts_are_abandoned_by_the_minimum_rate_of_the_whole_file(loc
         pull(loc, db, p.load(db, keys), MODEL, limits=limits)
     assert time.monotonic() - t0 < 15
     assert "under the minimum of 16384 bytes in 2 s" in info.value.line() and "trickling" in info.value.line()
+    # the bytes the rule judged, not the file's: most of it came fast before the parts trickled
+    got = re.search(r"only (\d+) bytes arrived in the last (\d+) s \((\d+) in all\)", info.value.line())
+    assert got and int(got[1]) < 16384 <= int(got[3]), info.value.line()
     assert_nothing_installed(loc, db, p)
 
 
@@ -434,6 +440,85 @@ def test_cancel_ends_every_connection_and_keeps_the_parts(loc, db, keys, serve) 
     assert all(part[a:b] == p.data[a:b] for a, b in side["ranges"])  # only written bytes are claimed
     time.sleep(0.5)
     assert srv.active == 0, "a connection outlived the cancel"
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback address whose connections never complete: its listen queue is full, so
+    the kernel drops every new handshake (as a firewall that drops packets would)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(listener.getsockname())
+        except BlockingIOError:
+            pass
+        queued.append(s)
+    time.sleep(0.2)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        with pytest.raises(TimeoutError):  # the premise: a connect there hangs
+            probe.connect(listener.getsockname())
+    finally:
+        probe.close()
+    yield "http://%s:%d" % listener.getsockname()
+    for s in [*queued, listener]:  # once closed, the hanging connects fail at once
+        s.close()
+
+
+@pytest.mark.parametrize("how", ["cancel", "ctrl-c"])
+def test_cancel_and_ctrl_c_do_not_wait_for_parts_stuck_connecting(loc, db, keys, serve, black_hole, how) -> None:
+    """Every part after the first is redirected to an address that never answers the
+    handshake: no watchdog can cut a connect under way, so the download must not wait for
+    those connections (each would take the stall timeout, 120 s here) before it stops."""
+    p, srv = serve(cap_bps=None, fault=lambda req: Answer(status=302, location=f"{black_hole}/{FILE}")
+                   if req.start > 0 else None)
+    cancel = threading.Event()
+
+    def stop() -> None:
+        deadline = time.monotonic() + 30
+        while len(file_gets(srv)) < 3 and time.monotonic() < deadline:  # the parts are on their way
+            time.sleep(0.05)
+        time.sleep(0.3)
+        if how == "cancel":
+            cancel.set()
+        else:
+            _thread.interrupt_main()  # what Ctrl-C does to a CLI pull: KeyboardInterrupt in the main thread
+
+    threading.Thread(target=stop, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled if how == "cancel" else KeyboardInterrupt):
+        pull(loc, db, p.load(db, keys), MODEL, cancel=cancel, limits=TransferLimits(stall_timeout=120, window=120))
+    took = time.monotonic() - t0
+    assert took < 30, f"stopping took {took:.0f} s: it waited for connections that could not be cut"
+    assert_nothing_installed(loc, db, p)
+    side = json.loads((loc.quarantine / f"{p.sha256}.part.ranges").read_bytes())
+    assert side["ranges"] and side["ranges"][0][0] == 0  # the first part is kept for a resume
+    part = (loc.quarantine / f"{p.sha256}.part").read_bytes()
+    assert all(part[a:b] == p.data[a:b] for a, b in side["ranges"])
+
+
+def test_a_cut_first_request_is_taken_again_like_any_part(loc, db, keys, serve) -> None:
+    cut: list[Request] = []
+
+    def fault(req: Request) -> Answer | None:
+        if req.path.endswith(FILE) and req.range and not cut:  # the model file's first request
+            cut.append(req)
+            return Answer(close_after=100_000)
+        return None
+
+    p, srv = serve(cap_bps=None, fault=fault)
+    pull(loc, db, p.load(db, keys), MODEL)
+    assert_installed(loc, db, p)
+    reqs = file_gets(srv)
+    assert reqs[1].start == 100_000 and reqs[1].range and reqs[1].status == 206, \
+        "the first request was not taken again from where it was cut"
+    assert all(r.range for r in reqs) and sum(r.end - r.start for r in reqs[1:]) == SIZE - 100_000
 
 
 # -- where parts go: proxies, the Hub's redirect ------------------------------------------------
@@ -530,8 +615,11 @@ def test_a_sidecar_claiming_unwritten_bytes_never_installs_them(loc, db, keys, s
 
 
 @pytest.mark.parametrize("garbage", [b"{not json", b'{"format": "vetted.ranges/1", "size": 1, "ranges": []}',
-                                     _sidecar([(5, 3)]), _sidecar([(0, 10), (5, 20)])],
-                         ids=["not-json", "other-size", "backwards", "overlapping"])
+                                     _sidecar([(5, 3)]), _sidecar([(0, 10), (5, 20)]),
+                                     b"[" * 100_000 + b"]" * 100_000,
+                                     _sidecar([(i * 1000, i * 1000 + 500) for i in range(5000)])],
+                         ids=["not-json", "other-size", "backwards", "overlapping", "nested-past-the-stack",
+                              "thousands-of-gaps"])
 def test_an_unreadable_sidecar_starts_the_file_again(loc, db, keys, serve, garbage) -> None:
     p, srv = serve(cap_bps=None)
     _plant(loc, p, os.urandom(SIZE), garbage)

@@ -59,7 +59,8 @@ HASH_BLOCK = 4 * MiB     # the hashing thread reads the prefix back in blocks of
 HASH_WAKE = 1 * MiB      # ... and is woken when the prefix grew by this much
 TRIES = 3                # attempts in a row that move less than MIN_PROGRESS before a piece fails the file
 MIN_PROGRESS = 64 * 1024
-JOIN = 10.0              # seconds to wait for connections to end after an abort
+LINGER = 1.0             # seconds, in all, to let connections end after an abort
+JOIN = 10.0              # seconds to wait for the hashing thread to end after an abort
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 log = logging.getLogger("vetted.fetch")
@@ -111,7 +112,8 @@ class _Ranged:
         self.hashed = part.size
         self.wanted = part.size + HASH_WAKE
         self.running = 0
-        self.stopped = False
+        self.writing = 0     # workers writing into the partial right now (outside the lock)
+        self.stopped = False  # set by _settle: from then on no worker writes
         self.allocated = False
         self.final = (url, headers)  # where parts go: the first answer's address after redirects
         self.last_byte_at: float | None = None
@@ -144,22 +146,44 @@ class _Ranged:
             self._stop(None)
             raise
         finally:
+            # Cut connections end at once; one still connecting (a silent address) cannot
+            # be cut and is not waited for: Ctrl-C and Cancel return within a second, and
+            # _settle makes sure no worker writes after it.
             self.abort.set()
+            deadline = time.monotonic() + LINGER
             for t in workers:
-                t.join(JOIN)
+                t.join(max(0.0, deadline - time.monotonic()))
             if hasher.is_alive():
-                hasher.join(JOIN)
+                hasher.join(JOIN)  # local reads only: it ends within a block once aborted
             self._settle()
 
     def _probe(self) -> bool:
         """The first piece, alone, on a connection that watches the caller's cancel: a 206
         as asked starts the parallel download; a 200 (no Range support) is the whole file,
-        taken over this one connection. Any other answer ends the attempt as it would a
-        single transfer."""
+        taken over this one connection. A connection cut on the way is taken again from
+        where it stopped, as a part's would be (up to TRIES attempts in a row that move
+        less than MIN_PROGRESS); any other failure ends the attempt as it would a single
+        transfer's — a stall included, since no other connection is moving yet."""
         with self.lock:
             piece = self.plan.take(first=PROBE)
         assert piece is not None
         asked = piece.end
+        while True:
+            began = piece.pos
+            try:
+                return self._probe_once(piece, asked)
+            except http.ConnectionLost:
+                piece.failures = 0 if piece.pos - began >= MIN_PROGRESS else piece.failures + 1
+                if piece.failures >= TRIES or self.meter.slow or (self.cancel is not None and self.cancel.is_set()):
+                    raise
+                log.debug("%s: the first request's connection was cut at byte %d; asking again", self.url, piece.pos)
+                delay = min(2.0, 0.25 * 2 ** piece.failures)
+                if self.cancel is None:
+                    time.sleep(delay)
+                elif self.cancel.wait(delay):
+                    raise http.Cancelled(f"download of {self.url}") from None
+
+    def _probe_once(self, piece: Piece, asked: int) -> bool:
         with http.Session(self.limits, self.cancel, self.meter) as session, \
                 session.get(self.url, {**self.headers, "Range": f"bytes={piece.pos}-{asked - 1}"},
                             self.check) as resp:
@@ -235,9 +259,15 @@ class _Ranged:
                                 "free some disk space and run the command again to resume") from None
 
     def _settle(self) -> None:
-        """After the workers: the partial records what is hashed and what else is written."""
+        """After the workers: the partial records what is hashed and what else is written.
+
+        A worker may still be alive here (one stuck connecting to a silent address, which
+        no watchdog can cut, is not waited for); once `stopped` is set and the writes under
+        way have landed, none of them touches the partial again."""
         with self.lock:
             self.stopped = True
+            while self.writing:
+                self.changed.wait(1.0)
             spans = self.plan.spans()
         if not self.allocated:
             return
@@ -368,8 +398,14 @@ class _Ranged:
                     return False
                 at = piece.pos
                 take = self.plan.reserve(piece, len(chunk))
+                self.writing += 1 if take else 0  # _settle waits for writes under way to land
             if take:
-                self.part.write_at(at, memoryview(chunk)[:take])
+                try:
+                    self.part.write_at(at, memoryview(chunk)[:take])
+                finally:
+                    with self.lock:
+                        self.writing -= 1
+                        self.changed.notify_all()
                 with self.lock:
                     moved = self.plan.wrote(piece, take)
                     if moved and (self.plan.frontier >= self.wanted or self.plan.complete):

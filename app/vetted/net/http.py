@@ -27,7 +27,6 @@ import socket
 import ssl
 import stat
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -254,8 +253,7 @@ class _Managers:
             pm.clear()
 
 
-def _failure(url: str, dog: Watchdog, limits: TransferLimits,
-             elapsed: Callable[[], float]) -> Callable[[BaseException], Exception]:
+def _failure(url: str, dog: Watchdog, limits: TransferLimits) -> Callable[[BaseException], Exception]:
     """Turns whatever the transport raised into an error that says what happened."""
     from urllib3 import exceptions as e
 
@@ -264,9 +262,10 @@ def _failure(url: str, dog: Watchdog, limits: TransferLimits,
         if dog.tripped == "cancelled":
             return Cancelled(f"download of {url}")
         if dog.tripped == "slow":
+            got, secs = dog.meter.since_mark()
             return DownloadError(
-                what, f"only {dog.received} bytes arrived in {elapsed():.0f} s, under the minimum of "
-                      f"{limits.describe_rate()}",
+                what, f"only {got} bytes arrived in the last {secs:.0f} s ({dog.received} in all), under the "
+                      f"minimum of {limits.describe_rate()}",
                 "the server is trickling data (a slow-retrieval attack or a very poor link); try another "
                 "source, or lower the minimum rate in settings")
         inner = getattr(exc, "reason", None) or exc
@@ -330,13 +329,13 @@ class Session:
         commit on the first one) and may raise to refuse it. A body left unread when the
         block ends closes its connection, so the next request never reads its tail.
         """
-        dog, limits, started = self.dog, self.limits, self.dog.meter.started
+        dog, limits = self.dog, self.limits
         here = target(url)
         first = here.origin
         current = here.url
         send = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
         for _hop in range(MAX_REDIRECTS + 1):
-            fail = _failure(current, dog, limits, lambda: time.monotonic() - started)
+            fail = _failure(current, dog, limits)
             if here.origin != first:
                 send = without_credentials(send)
             try:

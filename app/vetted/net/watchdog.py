@@ -36,7 +36,7 @@ class Meter:
         self.received = 0
         self.slow = False  # set by the first watchdog that finds the rate under the minimum
         self._lock = threading.Lock()
-        self.started = self._mark_time = self.last = time.monotonic()
+        self._mark_time = self.last = time.monotonic()
         self._mark_bytes = 0
 
     def feed(self, n: int) -> None:
@@ -50,6 +50,13 @@ class Meter:
         """When the transfer counts as slow unless enough bytes arrive before then."""
         with self._lock:
             return self._mark_time + self.limits.window
+
+    def since_mark(self) -> tuple[int, float]:
+        """(bytes, seconds) since the rate was last met: what the rule judged when it tripped
+        (the transfer's total says nothing; most of a file may have come fast before one
+        part began to trickle)."""
+        with self._lock:
+            return self.received - self._mark_bytes, time.monotonic() - self._mark_time
 
 
 class Watchdog:
