@@ -348,7 +348,9 @@ class LoopbackTLS:
     """A throwaway CA and a certificate for 127.0.0.1, for https on loopback; the client
     trusts it through `trust(monkeypatch)` (Vetted's TLS context), nothing machine-wide."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, names: tuple[str, ...] = ()) -> None:
+        """`names`: host names the certificate covers besides 127.0.0.1 (for a server
+        reached through a proxy under a real-looking name)."""
         import datetime
         import ipaddress
 
@@ -373,8 +375,8 @@ class LoopbackTLS:
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
                 .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
-                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                               critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                            *(x509.DNSName(n) for n in names)]), critical=False)
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                critical=False)

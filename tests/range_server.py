@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 SLICE_CAPPED = 256 * 1024
@@ -73,6 +74,7 @@ class RangeServer:
     ranges: bool = True
     fault: Callable[[Request], Answer | None] | None = None
     port: int = 0
+    tls: Any = None                      # a hub_server.LoopbackTLS: https instead of http
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -107,6 +109,9 @@ class RangeServer:
             request_queue_size = 64
 
         self.httpd = Server(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:  # each connection's handshake happens in its own thread, on first read
+            self.httpd.socket = self.tls.server_context().wrap_socket(self.httpd.socket, server_side=True,
+                                                                      do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="range-server")
         self._thread.start()
@@ -114,7 +119,7 @@ class RangeServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def for_file(self, name: str) -> list[Request]:
         with self._lock:

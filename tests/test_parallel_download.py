@@ -548,6 +548,57 @@ def test_every_part_goes_through_the_proxy(tmp_path, keys, serve, monkeypatch) -
     assert not (tmp_path / "proxied.part.ranges").exists()
 
 
+def test_https_parts_each_go_through_their_own_proxy_tunnel_and_cancel_cuts_them(tmp_path, keys, source_file,
+                                                                                  monkeypatch) -> None:
+    """An organisation's network: https only through its proxy (CONNECT). Every part's
+    connection is a tunnel of its own to the named host, TLS is checked inside it, and
+    Cancel cuts the tunnels too (the watchdog holds each socket from before the tunnel)."""
+    from connect_proxy import ConnectProxy
+    from hub_server import LoopbackTLS
+    from vetted.fetch.sources import Mirror
+    from vetted.store.quarantine import Partial
+
+    host = "models.example.invalid"
+    tls = LoopbackTLS(tmp_path / "tls", names=(host,))
+    tls.trust(monkeypatch)
+    mirror = tmp_path / "https-mirror"
+    mirror.mkdir()
+    (mirror / FILE).write_bytes(source_file.read_bytes())
+    want = hashlib.sha256(source_file.read_bytes()).hexdigest()
+    with RangeServer(mirror, tls=tls, cap_bps=CAP) as srv:
+        proxy = ConnectProxy(srv.httpd.server_address[:2])
+        for var in ("HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(var, proxy.url)
+        for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        part = Partial.open(tmp_path / "tls.part", SIZE)
+        try:
+            Mirror("mirror", f"https://{host}").fetch(FILE, part, SIZE)
+            assert part.size == SIZE and part.hasher.hexdigest() == want
+            reqs = file_gets(srv)
+            assert len(ranged(reqs)) > 4 and covered(reqs) == [(0, SIZE)]
+            assert len(proxy.tunnels) >= 4 and set(proxy.tunnels) == {f"{host}:443"}
+            assert len({r.conn for r in reqs}) == len(proxy.tunnels), "a part bypassed the proxy"
+        finally:
+            part.close()
+        # again, cancelled while the parts stream through their tunnels
+        srv.cap_bps = 1_000_000
+        cancel = threading.Event()
+        threading.Timer(1.0, cancel.set).start()
+        part = Partial.open(tmp_path / "tls-cancelled.part", SIZE)
+        try:
+            with pytest.raises(Cancelled):
+                Mirror("mirror", f"https://{host}", TransferLimits(stall_timeout=60, window=60)).fetch(
+                    FILE, part, SIZE, cancel=cancel)
+        finally:
+            part.close()
+        deadline = time.monotonic() + 5
+        while proxy.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.open == 0, "a tunnel outlived the cancel"
+        proxy.close()
+
+
 def test_parts_follow_the_hub_redirect_without_the_token(tmp_path, loc, db, keys, source_file,
                                                          monkeypatch) -> None:
     mirror = tmp_path / "out" / "mirror"
