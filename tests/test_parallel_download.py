@@ -206,7 +206,7 @@ def test_connections_come_from_settings_the_command_line_and_an_organisation_s_l
     app.pin_catalog(str(p.catalog), PublicKey(keys[1].read_bytes()))
     assert app.transfer_limits().connections == 8  # the default
     for bad in (0, 33):
-        with pytest.raises(InputError, match="connections: must be"):
+        with pytest.raises(InputError, match=f"connections: must be from 1 to 32, not {bad}"):
             app.transfer_limits(connections=bad)
     flag = cli("pull", MODEL, "--connections", "33")
     assert flag.returncode == 2 and "connections: must be from 1 to 32, not 33" in flag.stderr, flag.stderr

@@ -125,10 +125,10 @@ class Vetted(ChatOps, ApiOps):
         for name, value in overrides.items():
             if value is None:
                 continue
+            if name == "connections" and not 1 <= value <= MAX_CONNECTIONS:
+                raise InputError("connections", f"must be from 1 to {MAX_CONNECTIONS}, not {value}")
             if value <= 0:
                 raise InputError(name.replace("_", " "), f"must be positive, not {value}")
-            if name == "connections" and value > MAX_CONNECTIONS:
-                raise InputError("connections", f"must be from 1 to {MAX_CONNECTIONS}, not {value}")
             self.gate().check_override(self.db, name, value)  # nothing a person does loosens a lock
             changes: dict[str, Any] = {name: value}
             limits = replace(limits, **changes)
