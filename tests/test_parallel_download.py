@@ -521,6 +521,71 @@ def test_a_cut_first_request_is_taken_again_like_any_part(loc, db, keys, serve) 
     assert all(r.range for r in reqs) and sum(r.end - r.start for r in reqs[1:]) == SIZE - 100_000
 
 
+def test_a_cut_first_request_answered_whole_on_its_retry_is_installed(loc, db, keys, serve) -> None:
+    """The retry of a cut first request gets a 200 with the whole file: that is a
+    one-connection download from then on, and nothing of the ranged attempt it began may
+    change it (an honest source was refused as serving altered bytes)."""
+    seen: list[Request] = []
+
+    def fault(req: Request) -> Answer | None:
+        if not (req.path.endswith(FILE) and req.range):
+            return None
+        seen.append(req)
+        return Answer(close_after=100_000) if len(seen) == 1 else Answer(status=200) if len(seen) == 2 else None
+
+    p, srv = serve(cap_bps=None, fault=fault)
+    pull(loc, db, p.load(db, keys), MODEL)
+    assert_installed(loc, db, p)
+    assert [(r.start, r.status) for r in file_gets(srv)] == [(0, 206), (100_000, 200)]
+    assert not refusals(db)
+
+
+def test_ctrl_c_between_counting_a_write_and_making_it_does_not_hang_the_stop(tmp_path, serve) -> None:
+    """Ctrl-C reaches the caller's thread, where the first request is received: landing right
+    after a write was counted as under way, it left the count up and the stop waited for
+    that write for ever. A trace function puts the interrupt exactly there."""
+    import sys
+
+    from vetted.fetch import parallel
+    from vetted.store.quarantine import Partial
+
+    p, srv = serve(cap_bps=2_000_000)
+    part = Partial.open(tmp_path / f"{p.sha256}.part", SIZE)
+    code = parallel._Ranged._receive.__code__
+    first_write = next(i for i, line in enumerate(open(parallel.__file__), 1) if line.strip() == "if take:")
+    state: dict = {"fired": False, "raised": None}
+
+    def tracer(frame, event, arg):
+        if frame.f_code is not code:
+            return None
+
+        def line(f, ev, a):
+            if ev == "line" and f.f_lineno == first_write and not state["fired"]:
+                state["fired"] = True
+                raise KeyboardInterrupt
+            return line
+        return line
+
+    def caller() -> None:  # plays the CLI's main thread
+        sys.settrace(tracer)
+        try:
+            parallel.download(f"{srv.url}/{FILE}", part, SIZE)
+        except BaseException as exc:  # noqa: BLE001 - recorded and asserted below
+            state["raised"] = exc
+        finally:
+            sys.settrace(None)
+
+    t = threading.Thread(target=caller, daemon=True)
+    t.start()
+    t.join(20)
+    try:
+        assert state["fired"], "the trace never reached the first write"
+        assert not t.is_alive(), "the stop waited for a write that was never made"
+        assert isinstance(state["raised"], KeyboardInterrupt)
+    finally:
+        part.close()
+
+
 # -- where parts go: proxies, the Hub's redirect ------------------------------------------------
 
 
@@ -665,6 +730,31 @@ def test_a_sidecar_claiming_unwritten_bytes_never_installs_them(loc, db, keys, s
     assert not refusals(db)
 
 
+def test_a_parts_record_too_large_to_read_never_makes_the_partial_pass_for_complete(loc, db, keys, serve) -> None:
+    """Vetted's own record padded past the size it reads: removed unread, it must not leave
+    a preallocated partial looking like a complete one-connection download (hashed whole,
+    then blamed on the source as kept bytes that failed)."""
+    from vetted.store.quarantine import RANGES_CAP, Partial
+
+    p, srv = serve(cap_bps=1_000_000)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    with pytest.raises(Cancelled):
+        pull(loc, db, p.load(db, keys), MODEL, cancel=cancel, limits=TransferLimits(stall_timeout=60, window=60))
+    side = loc.quarantine / f"{p.sha256}.part.ranges"
+    doc = side.read_bytes()
+    side.write_bytes(doc[:-1] + b" " * (RANGES_CAP + 10) + doc[-1:])
+    part = Partial.open(loc.quarantine / f"{p.sha256}.part", SIZE)
+    try:
+        assert (part.size, part.resumed_from, part.ranged) == (0, 0, False)
+        assert part.notes and "could not be read" in part.notes[0]
+    finally:
+        part.close()
+    pull(loc, db, p.load(db, keys), MODEL)
+    assert_installed(loc, db, p)
+    assert not [n for n in infos(db) if "did not lead to the signed digest" in n], infos(db)
+
+
 @pytest.mark.parametrize("garbage", [b"{not json", b'{"format": "vetted.ranges/1", "size": 1, "ranges": []}',
                                      _sidecar([(5, 3)]), _sidecar([(0, 10), (5, 20)]),
                                      b"[" * 100_000 + b"]" * 100_000,
@@ -748,3 +838,8 @@ def test_the_number_of_connections_is_a_setting(loc) -> None:
         path.write_text(json.dumps({"catalogs": [], "transfers": {"connections": bad}}))
         with pytest.raises(InputError, match="transfers.connections must be a whole number from 1 to 32"):
             Settings.load(loc)
+    for name in ("stall_timeout", "window", "min_rate"):  # a NaN timeout fails every request; inf never ends
+        for bad in (float("nan"), float("inf"), 0):
+            path.write_text(json.dumps({"catalogs": [], "transfers": {name: bad}}))
+            with pytest.raises(InputError, match=f"transfers.{name} must be a positive number"):
+                Settings.load(loc)

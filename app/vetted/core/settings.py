@@ -7,6 +7,7 @@ config dir) will take precedence over it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ def _limits(data: dict[str, Any]) -> TransferLimits:
     values: dict[str, Any] = {}
     for name in ("stall_timeout", "window", "min_rate"):
         v = data.get(name, getattr(base, name))
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"transfers.{name} must be a positive number, not {v!r}")
         values[name] = int(v) if name == "min_rate" else float(v)
     n = data.get("connections", base.connections)  # ranged parts of one file in flight at once

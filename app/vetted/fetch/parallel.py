@@ -194,13 +194,16 @@ class _Ranged:
                                   f"server offers {declared} bytes, the signed catalog declares {self.total}",
                                   "the mirror serves a different file")
                 log.debug("%s answers Range with the whole file: one connection", self.url)
-                self.part.reset()
+                self.part.reset()  # also drops the record of parts an earlier attempt began
+                self.allocated = False  # a plain one-connection partial from here: _settle leaves it alone
                 stream.pump(self.url, resp.chunks(), self.part, self.total, self.progress, self.cancel)
                 return False
             self._check_answer(resp, piece.pos, asked)
             self._remember(resp.url)
             self._allocate()
-            if self._receive(resp, piece, asked):
+            # on the caller's thread, before any worker exists: nothing can race _settle, and
+            # a Ctrl-C between counting a write and its try block must not leave it counted
+            if self._receive(resp, piece, asked, count=False):
                 with self.lock:
                     self.plan.finished(piece)
             else:  # split already (cannot happen before the workers start), or closed early
@@ -388,9 +391,10 @@ class _Ranged:
         if length is not None and length.strip() != str(end - start):
             raise RangesBroken(f"{where} answered with Content-Length {length!r} for {end - start} bytes")
 
-    def _receive(self, resp: http.Response, piece: Piece, asked: int) -> bool:
+    def _receive(self, resp: http.Response, piece: Piece, asked: int, count: bool = True) -> bool:
         """Writes the answer's body at the piece's offsets; True when the whole answer was
-        used and its connection can carry another request."""
+        used and its connection can carry another request. A worker counts its writes
+        under way (`count`), so that _settle, once it has stopped them, waits for them."""
         chunks = resp.chunks()
         for chunk in chunks:
             with self.lock:
@@ -398,14 +402,16 @@ class _Ranged:
                     return False
                 at = piece.pos
                 take = self.plan.reserve(piece, len(chunk))
-                self.writing += 1 if take else 0  # _settle waits for writes under way to land
+                counted = count and take > 0
+                self.writing += counted  # _settle waits for writes under way to land
             if take:
                 try:
                     self.part.write_at(at, memoryview(chunk)[:take])
                 finally:
-                    with self.lock:
-                        self.writing -= 1
-                        self.changed.notify_all()
+                    if counted:
+                        with self.lock:
+                            self.writing -= 1
+                            self.changed.notify_all()
                 with self.lock:
                     moved = self.plan.wrote(piece, take)
                     if moved and (self.plan.frontier >= self.wanted or self.plan.complete):

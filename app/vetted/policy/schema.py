@@ -26,6 +26,7 @@ TRUST is a catalog signer object: {"kind": "key", "public_key_pem"}, {"kind":
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -164,7 +165,7 @@ class Policy(_Strict):
     models: Models = Field(default_factory=Models)
     safety: Safety = Field(default_factory=Safety)
     network: Network = Field(default_factory=Network)
-    settings: dict[str, float | int] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)  # checked by _settings: one message per mistake
     audit: AuditCopy = Field(default_factory=AuditCopy)
     imports: Imports = Field(default_factory=Imports)
     api: Api = Field(default_factory=Api)
@@ -173,15 +174,24 @@ class Policy(_Strict):
 
     @field_validator("settings")
     @classmethod
-    def _settings(cls, values: dict[str, float | int]) -> dict[str, float | int]:
+    def _settings(cls, values: dict[str, Any]) -> dict[str, float | int]:
+        """Each lock a finite positive number of its setting's kind (a NaN timeout would
+        fail every request; an infinite one would never time out), whole where the setting
+        counts something; worded for the administrator who wrote it."""
+        out: dict[str, float | int] = {}
         for k, v in values.items():
             if k not in LOCKABLE:
                 raise ValueError(f"{k!r} is not a setting that can be locked (one of: {', '.join(LOCKABLE)})")
-            if isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{k} must be a positive number, not {v!r}")
-            if k == "transfers.connections" and (not isinstance(v, int) or v > MAX_CONNECTIONS):
-                raise ValueError(f"{k} must be a whole number from 1 to {MAX_CONNECTIONS}, not {v!r}")
-        return values
+            whole = LOCKABLE[k] is int
+            if k == "transfers.connections":
+                kind = f"a whole number from 1 to {MAX_CONNECTIONS}"
+            else:
+                kind = "a positive whole number" if whole else "a positive number"
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
+                    or (whole and v != int(v)) or (k == "transfers.connections" and v > MAX_CONNECTIONS):
+                raise ValueError(f"{k} must be {kind}, not {json.dumps(v)}")
+            out[k] = int(v) if whole else float(v)
+        return out
 
 
 class PolicyInvalid(ValueError):
@@ -205,7 +215,7 @@ def parse(raw: bytes | str) -> Policy:
         problems = []
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err["loc"]) or "(document)"
-            problems.append(f"{where}: {err['msg']}")
+            problems.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
         raise PolicyInvalid("; ".join(problems) + more) from None
 

@@ -74,12 +74,15 @@ class Partial:
         _clear_foreign(path, limit)
         if not os.path.lexists(path):
             remove_entry(side)  # it described a file that is gone
-        _clear_foreign(side, RANGES_CAP)
+        recorded = os.path.lexists(side)
+        _clear_foreign(side, RANGES_CAP)  # a link, another owner's, too large: not Vetted's record
         fd = _open_own(path)
-        if not os.path.lexists(side):  # a contiguous partial: all of it is the prefix
+        if not recorded:  # a contiguous partial: all of it is the prefix
             size, h = _hash_prefix(fd, None)
             return cls(path, fd, size, h, size)
-        claimed = _read_ranges(side, limit)
+        # a record was there: without it (removed above) a preallocated partial would pass
+        # for a complete one-connection download, so it counts as unreadable
+        claimed = _read_ranges(side, limit) if os.path.lexists(side) else None
         notes = []
         if claimed is None:  # which bytes were written is unknown, so none are kept
             os.ftruncate(fd, 0)
