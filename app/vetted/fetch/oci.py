@@ -6,8 +6,8 @@ with the file's signed sha256 and size, all before any model byte is asked for: 
 serving another manifest, or a manifest that disagrees with the catalog, is refused
 outright. The blobs then come through Vetted's own transfer path (`fetch.parallel.download`:
 size cap, resume, watchdog, hashing; large blobs in ranged parts), so the registry is
-trusted with nothing but moving bytes (DESIGN.md invariant 3). The publisher's signature bundle is the layer titled with
-its file name (`org.opencontainers.image.title`).
+trusted with nothing but moving bytes (DESIGN.md invariant 3). The publisher's signature
+bundle is the layer titled with its file name (`org.opencontainers.image.title`).
 
 Access is anonymous unless the registry asks: a `401` with `WWW-Authenticate: Bearer`
 sends Vetted to the named token service (with `VETTED_OCI_USERNAME`/`VETTED_OCI_PASSWORD`

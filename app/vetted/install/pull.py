@@ -10,8 +10,9 @@ A file whose bytes are wrong is deleted from quarantine (it can never be resumed
 transfer that merely stopped is kept and resumed next time — by the next source too, and
 if a resumed file then fails its digest, that source starts it again from zero once
 before it is blamed (an earlier source may have left the bad prefix); so does a file that
-came in ranged parts (fetch/parallel.py), then over one connection without Range. Pulls take a lock
-per file digest, so two models sharing a file never write one partial at the same time.
+came in ranged parts (fetch/parallel.py), then over one connection without Range. Pulls
+take a lock per file digest, so two models sharing a file never write one partial at the
+same time.
 """
 
 from __future__ import annotations
