@@ -26,6 +26,7 @@ import itertools
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -107,6 +108,11 @@ class RangeServer:
             daemon_threads = True
             allow_reuse_address = True
             request_queue_size = 64
+
+            def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+                """A client that cuts its connection (a cancelled download does) is not news."""
+                if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+                    super().handle_error(request, client_address)
 
         self.httpd = Server(("127.0.0.1", self.port), Handler)
         if self.tls is not None:  # each connection's handshake happens in its own thread, on first read
