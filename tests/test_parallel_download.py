@@ -597,6 +597,14 @@ def test_ctrl_c_between_counting_a_write_and_making_it_does_not_hang_the_stop(tm
 # -- where parts go: proxies, the Hub's redirect ------------------------------------------------
 
 
+def _only_proxy(monkeypatch, scheme: str, url: str) -> None:
+    """Every `scheme` request goes through the proxy at `url`, and nothing is exempt."""
+    for var in (f"{scheme.upper()}_PROXY", f"{scheme}_proxy"):
+        monkeypatch.setenv(var, url)
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def test_every_part_goes_through_the_proxy(tmp_path, keys, serve, monkeypatch) -> None:
     """At the transfer layer (a catalog may name plain http only on loopback, and loopback
     never goes through a proxy): the loopback server plays the proxy, answering the
@@ -605,10 +613,7 @@ def test_every_part_goes_through_the_proxy(tmp_path, keys, serve, monkeypatch) -
     from vetted.store.quarantine import Partial
 
     p, srv = serve()
-    for var in ("HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(var, srv.url)
-    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
+    _only_proxy(monkeypatch, "http", srv.url)
     part = Partial.open(tmp_path / "proxied.part", SIZE)
     try:
         Mirror("mirror", "http://models.example.invalid").fetch(FILE, part, SIZE)
@@ -640,10 +645,7 @@ def test_https_parts_each_go_through_their_own_proxy_tunnel_and_cancel_cuts_them
     want = hashlib.sha256(source_file.read_bytes()).hexdigest()
     with RangeServer(mirror, tls=tls, cap_bps=CAP) as srv:
         proxy = ConnectProxy(srv.httpd.server_address[:2])
-        for var in ("HTTPS_PROXY", "https_proxy"):
-            monkeypatch.setenv(var, proxy.url)
-        for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(var, raising=False)
+        _only_proxy(monkeypatch, "https", proxy.url)
         part = Partial.open(tmp_path / "tls.part", SIZE)
         try:
             Mirror("mirror", f"https://{host}").fetch(FILE, part, SIZE)
