@@ -36,13 +36,14 @@ import json
 import logging
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import free_port, mbs, no_proxy_for_loopback, random_file, read_all, verdict, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"capped_vs_aria2c": (">=", 0.9), "capped_vs_curl": (">=", 4.0),
@@ -67,8 +68,7 @@ def main() -> int:
         return 2
     if args.size_mib < 1 or args.runs < 1 or args.warmup < 0 or args.cap <= 0:
         ap.error("--size-mib, --runs and --cap must be positive, --warmup at least 0")
-    for var in ("NO_PROXY", "no_proxy"):  # loopback never through a proxy, for curl and aria2c too
-        os.environ[var] = ",".join(filter(None, [os.environ.get(var), "127.0.0.1", "localhost"]))
+    no_proxy_for_loopback()  # for curl and aria2c too
     work = Path(tempfile.mkdtemp(prefix="vetted-bench-download-", dir=args.tmpdir))
     try:
         return run(work, args)
@@ -101,17 +101,9 @@ def run(work: Path, args: argparse.Namespace) -> int:
     size = args.size_mib * 1024 * 1024
     cap_bps = args.cap * 1e6
     src = work / "src" / "big.gguf"
-    src.parent.mkdir(parents=True)
-    t0 = time.perf_counter()
-    with open(src, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 * 1024 * 1024)
-            f.write(os.urandom(n))
-            left -= n
-    print(f"generated {args.size_mib} MiB of random bytes in {time.perf_counter() - t0:.1f} s")
+    print(f"generated {args.size_mib} MiB of random bytes in {random_file(src, size):.1f} s")
 
-    ports = {"capped": _free_port(), "uncapped": _free_port()}
+    ports = {"capped": free_port(), "uncapped": free_port()}
     urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
     priv, pub = generate_key(work / "keys")
     catalogs = {}
@@ -134,9 +126,9 @@ def run(work: Path, args: argparse.Namespace) -> int:
         "hash_tail_s", "last_byte_to_installed_s", "uncapped_hash_tail_s")}
     try:
         for port in ports.values():
-            _wait_port(port)
+            wait_port(port)
         for kind in ports:
-            _read_all(catalogs[kind].parent / "mirror" / "big.gguf")  # page cache warm for every contender
+            read_all(catalogs[kind].parent / "mirror" / "big.gguf")  # page cache warm for every contender
         for i in range(-args.warmup, args.runs):
             if i == 0:
                 for v in r.values():
@@ -194,15 +186,15 @@ def run(work: Path, args: argparse.Namespace) -> int:
             for step in steps[k:] + steps[:k]:
                 step()
             if i < 0:
-                print(f"warm-up: vetted capped {_mbs(size, r['vetted_capped_s'][-1])}, aria2c "
-                      f"{_mbs(size, r['aria2c_capped_s'][-1])}; uncapped vetted {_mbs(size, r['vetted_uncapped_s'][-1])},"
-                      f" curl|tee|openssl {_mbs(size, r['curl_tee_openssl_s'][-1])}", flush=True)
+                print(f"warm-up: vetted capped {mbs(size, r['vetted_capped_s'][-1])}, aria2c "
+                      f"{mbs(size, r['aria2c_capped_s'][-1])}; uncapped vetted {mbs(size, r['vetted_uncapped_s'][-1])},"
+                      f" curl|tee|openssl {mbs(size, r['curl_tee_openssl_s'][-1])}", flush=True)
             else:
                 print(f"run {i + 1}/{args.runs}: capped {args.cap:g} MB/s per connection: vetted "
-                      f"{_mbs(size, r['vetted_capped_s'][-1])} (hash tail {r['hash_tail_s'][-1] * 1e3:.0f} ms), "
-                      f"aria2c -x8 -s8 {_mbs(size, r['aria2c_capped_s'][-1])}, curl {_mbs(size, r['curl_capped_s'][-1])}"
-                      f"; uncapped: vetted {_mbs(size, r['vetted_uncapped_s'][-1])}, curl|tee|openssl "
-                      f"{_mbs(size, r['curl_tee_openssl_s'][-1])}", flush=True)
+                      f"{mbs(size, r['vetted_capped_s'][-1])} (hash tail {r['hash_tail_s'][-1] * 1e3:.0f} ms), "
+                      f"aria2c -x8 -s8 {mbs(size, r['aria2c_capped_s'][-1])}, curl {mbs(size, r['curl_capped_s'][-1])}"
+                      f"; uncapped: vetted {mbs(size, r['vetted_uncapped_s'][-1])}, curl|tee|openssl "
+                      f"{mbs(size, r['curl_tee_openssl_s'][-1])}", flush=True)
     finally:
         for s in servers:
             s.terminate()
@@ -228,13 +220,13 @@ def run(work: Path, args: argparse.Namespace) -> int:
     print()
     print(f"capped at {args.cap:g} MB/s per connection: vetted {out['vetted_capped_mb_s']} MB/s, aria2c -x 8 -s 8 "
           f"{out['aria2c_capped_mb_s']} MB/s, curl {out['curl_capped_mb_s']} MB/s")
-    print(f"  -> capped_vs_aria2c {out['capped_vs_aria2c']} {_verdict('capped_vs_aria2c', out)}, "
-          f"capped_vs_curl {out['capped_vs_curl']} {_verdict('capped_vs_curl', out)}")
-    print(f"  -> hash_tail_s {out['hash_tail_s']} {_verdict('hash_tail_s', out)} (last byte to installed: "
+    print(f"  -> capped_vs_aria2c {out['capped_vs_aria2c']} {verdict(TARGETS, 'capped_vs_aria2c', out)}, "
+          f"capped_vs_curl {out['capped_vs_curl']} {verdict(TARGETS, 'capped_vs_curl', out)}")
+    print(f"  -> hash_tail_s {out['hash_tail_s']} {verdict(TARGETS, 'hash_tail_s', out)} (last byte to installed: "
           f"{med['last_byte_to_installed_s'] * 1e3:.0f} ms)")
     print(f"uncapped: vetted {out['vetted_uncapped_mb_s']} MB/s, curl | tee | openssl dgst "
           f"{out['curl_tee_openssl_mb_s']} MB/s -> uncapped_vs_curl_tee_openssl "
-          f"{out['uncapped_vs_curl_tee_openssl']} {_verdict('uncapped_vs_curl_tee_openssl', out)}")
+          f"{out['uncapped_vs_curl_tee_openssl']} {verdict(TARGETS, 'uncapped_vs_curl_tee_openssl', out)}")
     print(json.dumps(out))
     return 0
 
@@ -249,39 +241,6 @@ def _serve(port: int, folder: Path, cap_bps: float) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def _verdict(key: str, out: dict) -> str:
-    op, target = TARGETS[key]
-    ok = out[key] >= target if op == ">=" else out[key] <= target
-    return f"(target {op} {target:g}: {'met' if ok else 'MISSED'})"
-
-
-def _mbs(size: int, seconds: float) -> str:
-    return f"{size / seconds / 1e6:.0f} MB/s"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the loopback server did not start")
-
-
-def _read_all(path: Path) -> None:
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(16 * 1024 * 1024)
-        while f.readinto(buf):
-            pass
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit import install_smollm2
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -75,24 +77,12 @@ def main() -> int:
 
 def bench(args: argparse.Namespace, home: str) -> int:
     os.environ["VETTED_HOME"] = home
-    from catalog_kit import build  # tests/ helpers build a signed catalog
     from llama_cpp import Llama
     from vetted.authoring.demo import smollm2_path
-    from vetted.authoring.publish import generate_key
-    from vetted.catalog.signed import load
-    from vetted.install.pull import pull
-    from vetted.paths import locations
     from vetted.runtime import templates
     from vetted.runtime.chat import ChatSession
-    from vetted.store.db import open_db
-    from vetted.trust.identity import PublicKey
 
-    loc = locations().ensure()
-    db = open_db(loc.database)
-    priv, pub = generate_key(Path(home) / "keys")
-    cat = build(Path(home) / "cat", priv, models=[{"id": "smol", "name": "SmolLM2", "publisher": "HF",
-                                                  "license": "Apache-2.0", "path": str(smollm2_path())}])
-    pull(loc, db, load(str(cat), PublicKey(pub.read_bytes()), db), "smol")
+    _loc, db = install_smollm2(Path(home))
 
     eos_bias = {"2": -100.0}  # SmolLM2's end token: generate exactly --tokens tokens in both paths
     params = {"temperature": 0.0, "max_tokens": args.tokens, "seed": 42, "n_ctx": args.ctx,

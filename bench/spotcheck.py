@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit import install_smollm2
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -46,25 +48,13 @@ def main() -> int:
 
 def bench(args: argparse.Namespace, home: str) -> int:
     os.environ["VETTED_HOME"] = home
-    from catalog_kit import build
     from llama_cpp import Llama
     from vetted.authoring.demo import smollm2_path
-    from vetted.authoring.publish import generate_key
     from vetted.cards import spotcheck, suites
-    from vetted.catalog.signed import load
-    from vetted.install.pull import pull
-    from vetted.paths import locations
     from vetted.runtime import templates
     from vetted.runtime.chat import ChatSession
-    from vetted.store.db import open_db
-    from vetted.trust.identity import PublicKey
 
-    loc = locations().ensure()
-    db = open_db(loc.database)
-    priv, pub = generate_key(Path(home) / "keys")
-    cat = build(Path(home) / "cat", priv, models=[{"id": "smol", "name": "SmolLM2", "publisher": "HF",
-                                                  "license": "Apache-2.0", "path": str(smollm2_path())}])
-    pull(loc, db, load(str(cat), PublicKey(pub.read_bytes()), db), "smol")
+    _loc, db = install_smollm2(Path(home))
 
     suite = suites.load("harmbench-standard")
     probes = list(suite.probes[: args.limit] if args.limit else suite.probes)

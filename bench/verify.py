@@ -38,13 +38,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import free_port, mbs, no_proxy_for_loopback, random_file, read_all, verdict, wait_port
 
 # Each runs in its own process, so it shares no GIL with the client under test.
 SERVERS = {
@@ -82,9 +83,7 @@ def main() -> int:
         return 2
     if args.size_mib < 1 or args.runs < 1 or args.warmup < 0:
         ap.error("--size-mib and --runs must be at least 1, --warmup at least 0")
-    # loopback must never go through a proxy, for curl (no_proxy) or urllib (NO_PROXY)
-    for var in ("NO_PROXY", "no_proxy"):
-        os.environ[var] = ",".join(filter(None, [os.environ.get(var), "127.0.0.1", "localhost"]))
+    no_proxy_for_loopback()
 
     work = Path(tempfile.mkdtemp(prefix="vetted-bench-verify-", dir=args.tmpdir))
     try:
@@ -105,17 +104,9 @@ def run(work: Path, args) -> int:
 
     size = args.size_mib * 1024 * 1024
     src = work / "src" / "big.gguf"
-    src.parent.mkdir(parents=True)
-    t0 = time.perf_counter()
-    with open(src, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 * 1024 * 1024)
-            f.write(os.urandom(n))
-            left -= n
-    print(f"generated {args.size_mib} MiB of random bytes in {time.perf_counter() - t0:.1f} s at {src.parent}")
+    print(f"generated {args.size_mib} MiB of random bytes in {random_file(src, size):.1f} s at {src.parent}")
 
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     priv, pub = generate_key(work / "keys")
     cat_dir = work / "cat"
@@ -136,8 +127,8 @@ def run(work: Path, args) -> int:
         "curl_s", "pull_s", "pull_to_last_byte_s", "tail_s", "fraction", "chunks",
         "check_s", "sha256_file_s", "sha256sum_s")}
     try:
-        _wait_port(port)
-        _read_all(served)  # page cache warm for every contender
+        wait_port(port)
+        read_all(served)  # page cache warm for every contender
         for i in range(-args.warmup, args.runs):
             if i == 0:  # the warm-up rounds' figures are dropped
                 for v in r.values():
@@ -219,12 +210,12 @@ def run(work: Path, args) -> int:
                 step()
 
             print(("warm-up: " if i < 0 else f"run {i + 1}/{args.runs}: ") +
-                  f"pull {_mbs(size, r['pull_s'][-1])} ({r['pull_s'][-1]:.3f} s, last byte at "
+                  f"pull {mbs(size, r['pull_s'][-1])} ({r['pull_s'][-1]:.3f} s, last byte at "
                   f"{r['pull_to_last_byte_s'][-1]:.3f} s, tail {r['tail_s'][-1] * 1e3:.1f} ms = "
                   f"{r['fraction'][-1]:.4f}, {r['chunks'][-1]:.0f} reads), "
-                  f"curl {_mbs(size, r['curl_s'][-1])}; "
-                  f"check(full) {_mbs(size, r['check_s'][-1])}, sha256_file {_mbs(size, r['sha256_file_s'][-1])}, "
-                  f"sha256sum {_mbs(size, r['sha256sum_s'][-1])}", flush=True)
+                  f"curl {mbs(size, r['curl_s'][-1])}; "
+                  f"check(full) {mbs(size, r['check_s'][-1])}, sha256_file {mbs(size, r['sha256_file_s'][-1])}, "
+                  f"sha256sum {mbs(size, r['sha256sum_s'][-1])}", flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -261,12 +252,12 @@ def run(work: Path, args) -> int:
     print(f"page cache: {out['page_cache']}; curl/pull and re-hash order alternate per run")
     print(f"re-verification: check(full=True) {out['vetted_check_full_mb_s']} MB/s "
           f"(sha256_file {out['vetted_sha256_file_mb_s']} MB/s) vs sha256sum {out['sha256sum_mb_s']} MB/s "
-          f"-> rehash_vs_sha256sum {out['rehash_vs_sha256sum']} {_verdict('rehash_vs_sha256sum', out)}")
+          f"-> rehash_vs_sha256sum {out['rehash_vs_sha256sum']} {verdict(TARGETS, 'rehash_vs_sha256sum', out)}")
     print(f"verify after download: {med['tail_s'] * 1e3:.1f} ms of {med['pull_s']:.3f} s "
           f"-> verify_after_download_fraction {out['verify_after_download_fraction']} "
-          f"{_verdict('verify_after_download_fraction', out)}")
+          f"{verdict(TARGETS, 'verify_after_download_fraction', out)}")
     print(f"download: pull {out['vetted_pull_mb_s']} MB/s vs curl {out['curl_mb_s']} MB/s "
-          f"-> download_vs_curl {out['download_vs_curl']} {_verdict('download_vs_curl', out)}")
+          f"-> download_vs_curl {out['download_vs_curl']} {verdict(TARGETS, 'download_vs_curl', out)}")
     print(json.dumps(out))
     return 0
 
@@ -286,39 +277,6 @@ def _serve_sendfile(port: int, folder: str) -> int:
                                              lambda *a, **k: Handler(*a, directory=folder, **k))
     server.serve_forever()
     return 0
-
-
-def _verdict(key: str, out: dict) -> str:
-    op, target = TARGETS[key]
-    ok = out[key] >= target if op == ">=" else out[key] <= target
-    return f"(target {op} {target}: {'met' if ok else 'MISSED'})"
-
-
-def _mbs(size: int, seconds: float) -> str:
-    return f"{size / seconds / 1e6:.0f} MB/s"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the loopback server did not start")
-
-
-def _read_all(path: Path) -> None:
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(16 * 1024 * 1024)
-        while f.readinto(buf):
-            pass
 
 
 if __name__ == "__main__":
