@@ -173,11 +173,11 @@ class _Ranged:
             try:
                 return self._probe_once(piece, asked)
             except http.ConnectionLost:
-                piece.failures = 0 if piece.pos - began >= MIN_PROGRESS else piece.failures + 1
+                _count_attempt(piece, began)
                 if piece.failures >= TRIES or self.meter.slow or (self.cancel is not None and self.cancel.is_set()):
                     raise
                 log.debug("%s: the first request's connection was cut at byte %d; asking again", self.url, piece.pos)
-                delay = min(2.0, 0.25 * 2 ** piece.failures)
+                delay = _pause(piece)
                 if self.cancel is None:
                     time.sleep(delay)
                 elif self.cancel.wait(delay):
@@ -332,7 +332,7 @@ class _Ranged:
                         self._stop(exc)
                         return
                     with self.lock:
-                        piece.failures = 0 if piece.pos - began >= MIN_PROGRESS else piece.failures + 1
+                        _count_attempt(piece, began)
                         self.plan.give_back(piece)
                         self.freed.notify_all()
                         # a server that limits connections answers the extra ones 429 or 503:
@@ -348,7 +348,7 @@ class _Ranged:
                         self._stop(exc)
                         return
                     url, headers = self.url, self.headers  # back through the source's own address
-                    self.abort.wait(min(2.0, 0.25 * 2 ** piece.failures))
+                    self.abort.wait(_pause(piece))
                 except OSError as exc:
                     self._stop(DownloadError(f"writing {self.part.path}", exc.strerror or str(exc),
                                              "free some disk space and run the command again to resume"))
@@ -465,6 +465,17 @@ class _Ranged:
         finally:
             with self.lock:
                 self.changed.notify_all()
+
+
+def _count_attempt(piece: Piece, began: int) -> None:
+    """A failed attempt at `piece` that had begun at byte `began`: one that moved less than
+    MIN_PROGRESS counts towards TRIES; one that moved more starts the count again."""
+    piece.failures = 0 if piece.pos - began >= MIN_PROGRESS else piece.failures + 1
+
+
+def _pause(piece: Piece) -> float:
+    """Seconds before the next attempt: doubling with each failure in a row, at most 2."""
+    return min(2.0, 0.25 * 2 ** piece.failures)
 
 
 def _beyond(spans: list[Span], offset: int) -> list[Span]:
